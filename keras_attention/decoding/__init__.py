@@ -1,0 +1,13 @@
+"""Decoding strategies over a step function `(tokens, state) -> (logits, state, attention)`.
+
+They know nothing about models, run in symbolic loops with a maximum length
+(so they work in `tf.function`, under XLA and in exported SavedModels) and
+use stock ops only.
+"""
+
+from keras_attention.decoding.beam_search import beam_search
+from keras_attention.decoding.greedy import greedy_search
+from keras_attention.decoding.result import DecodingResult
+from keras_attention.decoding.sampling import sampling_search
+
+__all__ = ["DecodingResult", "beam_search", "greedy_search", "sampling_search"]
