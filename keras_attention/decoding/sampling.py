@@ -61,8 +61,18 @@ def stateless_categorical(logits, seed, step):
     if backend == "tensorflow":
         import tensorflow as tf
 
+        # Gumbel-max over Philox bits, not tf.random.stateless_categorical:
+        # XLA compiles that op (and, inside a while loop, the float
+        # stateless_uniform) to other draws than the CPU/GPU kernels for the
+        # same seed. The raw uint32 Philox bits agree with and without XLA,
+        # so the uniforms are made from them here.
         pair = tf.stack([tf.cast(seed, tf.int32), tf.cast(step, tf.int32)])
-        return tf.random.stateless_categorical(logits, 1, seed=pair, dtype=tf.int32)[:, 0]
+        bits = tf.random.stateless_uniform(
+            tf.shape(logits), seed=pair, minval=None, maxval=None, dtype=tf.uint32, alg="philox"
+        )
+        uniform = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) / 2.0**24  # (0, 1)
+        gumbel = -tf.math.log(-tf.math.log(uniform))
+        return tf.argmax(tf.cast(logits, tf.float32) + gumbel, axis=-1, output_type=tf.int32)
     if backend == "jax":
         import jax
 

@@ -119,13 +119,17 @@ class AdditiveAttention(BaseAttention):
 
     def score(self, query, projected_keys):
         projected_query = ops.matmul(query, self.query_kernel)  # --> [B, Tq, U]
-        hidden = ops.expand_dims(projected_query, 2) + ops.expand_dims(projected_keys, 1)
         if self.bias is not None:
-            hidden = hidden + self.bias  # [B, Tq, Tv, U]
+            # Added to the small [B, Tq, U] tensor, not to the [B, Tq, Tv, U]
+            # one: saves a full pass forward and a reduction backward.
+            projected_query = projected_query + self.bias
+        hidden = ops.expand_dims(projected_query, 2) + ops.expand_dims(projected_keys, 1)
         v = self.score_vector
         if self.normalize:
             v = self.gain * v * ops.rsqrt(ops.sum(ops.square(v)))
-        return ops.einsum("bqku,u->bqk", ops.tanh(hidden), v)  # --> [B, Tq, Tv]
+        # tensordot lowers to one 2-D MatMul [B*Tq*Tv, U] x [U] (also in the
+        # gradient); einsum("bqku,u->bqk") was ~15% slower forward on CPU.
+        return ops.tensordot(ops.tanh(hidden), v, axes=1)  # --> [B, Tq, Tv]
 
     def get_config(self):
         base_config = super().get_config()

@@ -114,17 +114,13 @@ class AttentionDecoder(keras.layers.Layer):
         return results[0] if len(results) == 1 else tuple(results)
 
     def _run_steps(self, inputs, memory, memory_mask, inputs_mask, states, projected_keys, training):
-        time_major = ops.swapaxes(inputs, 0, 1)  # --> [T, B, Din]
-        if inputs_mask is None:
-            step_mask = ops.ones(ops.shape(time_major)[:2], dtype="bool")
-        else:
-            step_mask = ops.swapaxes(ops.cast(inputs_mask, "bool"), 0, 1)  # --> [T, B]
+        steps = _time_major_steps(inputs, inputs_mask, self.cell.compute_dtype)
 
         # Keras' TensorFlow scan needs its per-step outputs to mirror the
         # carry, so the outputs ride in the carry and are stacked from it.
         def body(carry, x):
             states, _, _ = carry
-            x_t, mask_t = x
+            x_t, mask_t = _split_step(x)
             out, new_states, weights = self.cell.step(
                 x_t, states, memory, memory_mask, projected_keys=projected_keys, training=training
             )
@@ -139,31 +135,26 @@ class AttentionDecoder(keras.layers.Layer):
             ops.zeros((batch_size, self.cell.output_size(memory.shape[-1])), dtype=dtype),
             ops.zeros((batch_size, memory_length), dtype=dtype),
         )
-        (states, _, _), (_, outputs, weights) = ops.scan(body, init, (time_major, step_mask))
+        (states, _, _), (_, outputs, weights) = ops.scan(body, init, steps)
         outputs = ops.swapaxes(outputs, 0, 1)  # --> [B, T, O]
         weights = ops.swapaxes(weights, 0, 1)  # --> [B, T, S]
         return outputs, weights, states
 
     def _run_fast(self, inputs, memory, memory_mask, inputs_mask, states, projected_keys, training):
         cell = self.cell
-        cell_states, _ = states
-        rnn_inputs = ops.cast(inputs, cell.compute_dtype)
-        time_major = ops.swapaxes(rnn_inputs, 0, 1)
-        if inputs_mask is None:
-            step_mask = ops.ones(ops.shape(time_major)[:2], dtype="bool")
-        else:
-            step_mask = ops.swapaxes(ops.cast(inputs_mask, "bool"), 0, 1)
+        cell_states, initial_attentional = states
+        steps = _time_major_steps(inputs, inputs_mask, cell.compute_dtype)
 
         def body(carry, x):
             states, _ = carry
-            x_t, mask_t = x
+            x_t, mask_t = _split_step(x)
             h, new_states = cell.cell(x_t, states, training=training)
             new_carry = (_keep_where(mask_t, new_states, states), h)
             return new_carry, new_carry
 
         batch_size = ops.shape(memory)[0]
         init = (cell_states, ops.zeros((batch_size, cell.query_size), dtype=cell.compute_dtype))
-        (cell_states, _), (_, cell_outputs) = ops.scan(body, init, (time_major, step_mask))
+        (cell_states, _), (_, cell_outputs) = ops.scan(body, init, steps)
         cell_outputs = ops.swapaxes(cell_outputs, 0, 1)  # --> [B, T, H]
         context, weights = cell.attention(  # all steps in one call
             cell_outputs, memory, value_mask=memory_mask, projected_keys=projected_keys,
@@ -171,7 +162,20 @@ class AttentionDecoder(keras.layers.Layer):
         )  # --> [B, T, Dm], [B, T, S]
         attentional = cell.attentional_state(context, cell_outputs)  # --> [B, T, A]
         outputs = attentional if cell.output_attention else cell_outputs
-        return outputs, weights, (cell_states, attentional[:, -1])
+        final_attentional = attentional[:, -1]
+        if inputs_mask is not None:
+            # As the step path: the state of the last unpadded step (the
+            # initial one when a row has none), not that of the last step.
+            mask = ops.cast(inputs_mask, "bool")  # --> [B, T]
+            positions = ops.arange(ops.shape(mask)[1], dtype="int32")
+            last = ops.max(ops.where(mask, positions[None, :], -1), axis=1)  # --> [B]
+            picked = ops.take_along_axis(
+                attentional, ops.maximum(last, 0)[:, None, None], axis=1
+            )[:, 0]
+            final_attentional = ops.where(
+                (last >= 0)[:, None], picked, ops.cast(initial_attentional, picked.dtype)
+            )
+        return outputs, weights, (cell_states, final_attentional)
 
     def compute_output_spec(
         self, inputs, memory, memory_mask=None, inputs_mask=None, initial_state=None,
@@ -212,6 +216,27 @@ def _symbolic_outputs(layer, inputs, memory, return_attention_scores, return_sta
             (cell_states, keras.KerasTensor((batch, attentional_size), dtype=layer.compute_dtype))
         )
     return results[0] if len(results) == 1 else tuple(results)
+
+
+def _time_major_steps(inputs, inputs_mask, dtype):
+    """`[T, B, Din + 1]`: the inputs time-major, the step mask as a last channel.
+
+    One scanned tensor, not two: Keras' TensorFlow `scan` fails
+    (`'NoneType' object has no attribute 'assert_is_compatible_with'`) on
+    several `xs` whose time length is unknown when traced, as in an export
+    or a `tf.function` retraced for another target length.
+    """
+    inputs = ops.cast(inputs, dtype)
+    if inputs_mask is None:
+        mask = ops.ones_like(inputs[..., :1])
+    else:
+        mask = ops.expand_dims(ops.cast(ops.cast(inputs_mask, "bool"), dtype), -1)
+    return ops.swapaxes(ops.concatenate([inputs, mask], axis=-1), 0, 1)
+
+
+def _split_step(x):
+    """`[B, Din + 1] -> (inputs [B, Din], step mask [B] bool)`."""
+    return x[:, :-1], x[:, -1] > 0.5
 
 
 def _keep_where(step_mask, new_states, old_states):

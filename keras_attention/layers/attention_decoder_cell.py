@@ -1,5 +1,7 @@
 """An RNN cell that attends over a memory at every step."""
 
+import copy
+
 import keras
 from keras import ops
 
@@ -285,7 +287,9 @@ class AttentionDecoderCell(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        # Deep: Keras' StackedRNNCells.from_config pops "cells" from the
+        # nested dict it is given, which would spoil the caller's config.
+        config = copy.deepcopy(config)
         config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
         config["attention"] = keras.saving.deserialize_keras_object(config["attention"])
         if config.get("cell_input_fn") is not None:

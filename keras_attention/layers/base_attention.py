@@ -81,9 +81,9 @@ class BaseAttention(keras.layers.Layer):
             )
 
     # ------------------------------------------------------------ machinery
-    def build(self, query_shape, value_shape, key_shape=None):
+    def build(self, query_shape, value_shape, key_shape=None, projected_keys_shape=None):
         query_shape, value_shape, key_shape = self._validate_shapes(
-            query_shape, value_shape, key_shape
+            query_shape, value_shape, key_shape, projected_keys_shape
         )
         self.build_score(query_shape, key_shape)
         self.built = True
@@ -91,10 +91,14 @@ class BaseAttention(keras.layers.Layer):
     def build_score(self, query_shape, key_shape):
         """Create score weights. Shapes are rank 3 `[B, T, D]`."""
 
-    def _validate_shapes(self, query_shape, value_shape, key_shape):
+    def _validate_shapes(self, query_shape, value_shape, key_shape, projected_keys_shape=None):
         query_shape = tuple(query_shape)
         value_shape = tuple(value_shape)
-        key_shape = value_shape if key_shape is None else tuple(key_shape)
+        returned_key_shape = value_shape if key_shape is None else tuple(key_shape)
+        # Without `key`, the score sees the precomputed keys, not `value`.
+        if key_shape is None and projected_keys_shape is not None:
+            key_shape = projected_keys_shape
+        key_shape = returned_key_shape if key_shape is None else tuple(key_shape)
         if len(query_shape) not in (2, 3):
             raise ValueError(
                 f"{self.__class__.__name__}: `query` must have rank 2 [batch, dim] or 3 "
@@ -125,7 +129,7 @@ class BaseAttention(keras.layers.Layer):
         if len(query_shape) == 2:
             query_shape = (query_shape[0], 1, query_shape[1])
         self._check_dimensions(query_shape[-1], key_shape[-1])
-        return query_shape, value_shape, key_shape
+        return query_shape, value_shape, returned_key_shape
 
     def call(
         self,
@@ -141,7 +145,8 @@ class BaseAttention(keras.layers.Layer):
         use_causal_mask=False,
     ):
         self._validate_shapes(
-            tuple(query.shape), tuple(value.shape), None if key is None else tuple(key.shape)
+            tuple(query.shape), tuple(value.shape), None if key is None else tuple(key.shape),
+            None if projected_keys is None else tuple(projected_keys.shape),
         )
         single_step = len(query.shape) == 2
         query = ops.cast(query, self.compute_dtype)
@@ -198,8 +203,11 @@ class BaseAttention(keras.layers.Layer):
         scores = ops.cast(scores, "float32")
         if mask is None:
             return ops.softmax(scores, axis=-1)
-        bias = mask_bias_magnitude(self.compute_dtype)
-        scores = scores - bias * (1.0 - ops.cast(mask, "float32"))
+        # Replace masked scores, do not offset them: with `scores - 65504` (the
+        # float16 bias) a masked key still won once scores differed by more
+        # than 65504. The lowest finite float32 always loses, and being finite
+        # an all-masked row stays NaN-free (zeroed below).
+        scores = ops.where(ops.cast(mask, "bool"), scores, -3.4028234663852886e38)
         weights = ops.softmax(scores, axis=-1)  # max-subtracted inside softmax
         any_allowed = ops.any(mask, axis=-1, keepdims=True)
         return weights * ops.cast(any_allowed, "float32")
@@ -212,7 +220,8 @@ class BaseAttention(keras.layers.Layer):
         projected_keys=None, return_attention_scores=False, training=None, use_causal_mask=False,
     ):
         self._validate_shapes(
-            tuple(query.shape), tuple(value.shape), None if key is None else tuple(key.shape)
+            tuple(query.shape), tuple(value.shape), None if key is None else tuple(key.shape),
+            None if projected_keys is None else tuple(projected_keys.shape),
         )
         output_shape = self.compute_output_shape(query.shape, value.shape)
         context = keras.KerasTensor(output_shape, dtype=self.compute_dtype)

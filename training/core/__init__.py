@@ -1,0 +1,1 @@
+"""Training core shared by the translation, image and video captioning scripts."""

@@ -1,0 +1,166 @@
+"""An encoder-decoder with attention, for every task: text, images, video.
+
+The encoder is any layer mapping a source to `(memory [B, S, D], memory_mask
+[B, S])`: a recurrent text encoder, a CNN grid of image regions, a sequence
+of frame features. The decoder is shared: target embedding, an
+`AttentionDecoder` (teacher forcing, fast path when valid), an output
+projection, and a step function for the decoding strategies.
+"""
+
+import keras
+from keras import ops
+
+from keras_attention import decoding
+from keras_attention.layers import AttentionDecoder, AttentionDecoderCell
+from training.core.encoders import RecurrentTextEncoder  # noqa: F401 (re-exported)
+
+
+@keras.saving.register_keras_serializable(package="keras_attention_training")
+class AttentionSeq2Seq(keras.Model):
+    """Encoder + attention decoder.
+
+    Args:
+        encoder: Layer, `encoder(source, training=...) -> (memory [B, S, D],
+            memory_mask [B, S] bool)`.
+        target_vocab_size: V, output vocabulary size (id 0 is padding).
+        embedding_dim: Size of the target embeddings.
+        decoder_cell: An `AttentionDecoderCell`.
+        fast_path: `AttentionDecoder` fast path mode.
+        dropout: Dropout on the decoder outputs before the projection.
+
+    Call arguments:
+        inputs: dict with `"source"` (whatever the encoder takes) and
+            `"target_in"` int `[B, T]` (start token + target, 0-padded).
+
+    Returns:
+        float32 logits `[B, T, V]`.
+    """
+
+    def __init__(
+        self, encoder, target_vocab_size, embedding_dim, decoder_cell, fast_path="auto",
+        dropout=0.0, **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.target_vocab_size = int(target_vocab_size)
+        self.embedding_dim = int(embedding_dim)
+        self.decoder_cell = decoder_cell
+        self.fast_path = fast_path
+        self.dropout = float(dropout)
+        self.target_embedding = keras.layers.Embedding(
+            self.target_vocab_size, self.embedding_dim, name="target_embedding"
+        )
+        self.decoder = AttentionDecoder(decoder_cell, fast_path=fast_path, name="decoder")
+        self.output_dropout = keras.layers.Dropout(self.dropout)
+        self.output_projection = keras.layers.Dense(self.target_vocab_size, name="output_projection")
+
+    def encode(self, source, training=None):
+        """`source -> (memory [B, S, D], memory_mask [B, S])`."""
+        memory, memory_mask = self.encoder(source, training=training)
+        return memory, memory_mask
+
+    def call(self, inputs, training=None, return_attention_scores=False):
+        memory, memory_mask = self.encode(inputs["source"], training=training)
+        target_in = ops.cast(inputs["target_in"], "int32")
+        embedded = self.target_embedding(target_in)  # --> [B, T, E]
+        outputs, weights = self.decoder(
+            embedded, memory, memory_mask=memory_mask, inputs_mask=target_in != 0,
+            return_attention_scores=True, training=training,
+        )  # --> [B, T, O], [B, T, S]
+        logits = self.output_projection(self.output_dropout(outputs, training=training))
+        logits = ops.cast(logits, "float32")  # --> [B, T, V]
+        if return_attention_scores:
+            return logits, weights
+        return logits
+
+    # --------------------------------------------------------------- decoding
+    def decoding_inputs(self, source):
+        """Encodes once: `(initial_state, constants)` for a step function."""
+        memory, memory_mask = self.encode(source, training=False)
+        cell = self.decoder_cell
+        state = cell.get_initial_state(memory, memory_mask)
+        keys = cell.attention.project_keys(memory)  # the memory is projected once
+        if memory_mask is None:
+            memory_mask = ops.ones(ops.shape(memory)[:2], dtype="bool")
+        return state, (memory, memory_mask, keys)
+
+    def step(self, tokens, state, constants):
+        """Step function for `keras_attention.decoding`.
+
+        tokens `[B]`, state `(cell_states, attentional)`, constants
+        `(memory, memory_mask, projected_keys)` -> logits `[B, V]`, state,
+        attention `[B, S]`.
+        """
+        memory, memory_mask, keys = constants
+        embedded = self.target_embedding(ops.cast(tokens, "int32"))  # --> [B, E]
+        outputs, state, weights = self.decoder_cell.step(
+            embedded, state, memory, memory_mask, projected_keys=keys
+        )
+        logits = ops.cast(self.output_projection(outputs), "float32")
+        return logits, state, weights
+
+    def generate(self, source, start_token, end_token, max_length, strategy="greedy", **options):
+        """Decodes a batch of sources.
+
+        Args:
+            source: What the encoder takes, batch B.
+            start_token, end_token: Token ids.
+            max_length: Most tokens per output, end token included.
+            strategy: `"greedy"`, `"sampling"` (options `temperature`,
+                `top_k`, `seed`) or `"beam"` (options `beam_width`,
+                `length_penalty`, `coverage_penalty`, `num_hypotheses`).
+
+        Returns:
+            A `keras_attention.decoding.DecodingResult`.
+        """
+        state, constants = self.decoding_inputs(source)
+        batch_size = ops.shape(constants[0])[0]
+        start_tokens = ops.full((batch_size,), start_token, dtype="int32")
+        common = dict(step_fn=self.step, initial_state=state, start_tokens=start_tokens,
+                      end_token=end_token, max_length=max_length, constants=constants)
+        if strategy == "greedy":
+            return decoding.greedy_search(**common, **options)
+        if strategy == "sampling":
+            return decoding.sampling_search(**common, **options)
+        if strategy == "beam":
+            return decoding.beam_search(**common, **options)
+        raise ValueError(f"`strategy` must be greedy, sampling or beam, received {strategy!r}")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "target_vocab_size": self.target_vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "decoder_cell": keras.saving.serialize_keras_object(self.decoder_cell),
+            "fast_path": self.fast_path,
+            "dropout": self.dropout,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        config["decoder_cell"] = keras.saving.deserialize_keras_object(config["decoder_cell"])
+        return cls(**config)
+
+
+def make_decoder_cell(units, attention, attention_units, timing="luong", input_feeding=False,
+                      rnn_type="gru", initial_state="zeros"):
+    """An `AttentionDecoderCell` from plain options (used by configs)."""
+    from keras_attention.layers import AdditiveAttention, DotAttention
+
+    if attention == "additive":
+        attention_layer = AdditiveAttention(attention_units)
+    elif attention in ("dot", "general", "scaled_dot"):
+        attention_layer = DotAttention(score_mode=attention)
+    else:
+        raise ValueError(
+            f"`attention` must be additive, dot, general or scaled_dot, received {attention!r}"
+        )
+    cell = keras.layers.GRUCell(units) if rnn_type == "gru" else keras.layers.LSTMCell(units)
+    return AttentionDecoderCell(
+        cell, attention_layer, attention_layer_size=units, timing=timing,
+        input_feeding=input_feeding, initial_state=initial_state,
+    )

@@ -1,0 +1,130 @@
+"""Word-level tokenization with stock TensorFlow string ops.
+
+Everything here runs as TensorFlow graph ops (no Python, no tf-text), so
+the same functions serve the tf.data pipeline and the exported SavedModel,
+which TensorFlow Serving's stock binary can run.
+
+Ids: 0 padding, 1 unknown word, 2 start, 3 end, then the vocabulary.
+"""
+
+import collections
+import json
+
+import tensorflow as tf
+
+PAD, UNK, START, END = "", "[UNK]", "[START]", "[END]"
+PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
+SPECIAL_TOKENS = (PAD, UNK, START, END)
+
+# Punctuation split off words. RE2's \w is ASCII-only, so letters with
+# accents cannot be told apart from punctuation by \W: list punctuation.
+_PUNCTUATION = r"""([.,;:!?¿¡()\[\]{}"«»“”‘’'`´—–…*/\\-])"""
+_NO_SPACE_BEFORE = r""" ([.,;:!?)\]}»”’…])"""
+_NO_SPACE_AFTER = r"""([¿¡(\[{«“‘]) """
+
+
+def normalize(texts):
+    """`[B]` raw strings -> `[B]` normalized strings (valid UTF-8, lowercase,
+    punctuation spaced out, single spaces)."""
+    texts = tf.strings.unicode_transcode(
+        texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+    )
+    texts = tf.strings.lower(texts, encoding="utf-8")
+    texts = tf.strings.regex_replace(texts, _PUNCTUATION, r" \1 ")
+    texts = tf.strings.regex_replace(texts, r"\s+", " ")
+    return tf.strings.strip(texts)
+
+
+def tokenize(texts, max_tokens=None):
+    """`[B]` strings -> ragged `[B, (tokens)]` words, cut at `max_tokens`."""
+    tokens = tf.strings.split(normalize(texts))
+    if max_tokens is not None:
+        tokens = tokens[:, :max_tokens]
+    return tokens
+
+
+def detokenize_words(tokens):
+    """Ragged or dense `[B, T]` word strings -> `[B]` text ("" tokens dropped)."""
+    if not isinstance(tokens, tf.RaggedTensor):
+        tokens = tf.RaggedTensor.from_tensor(tokens, padding="")
+    texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
+    texts = tf.strings.regex_replace(texts, _NO_SPACE_BEFORE, r"\1")
+    texts = tf.strings.regex_replace(texts, _NO_SPACE_AFTER, r"\1")
+    texts = tf.strings.regex_replace(texts, r"\s+", " ")
+    return tf.strings.strip(texts)
+
+
+def build_vocabulary(texts, max_size, min_count=1, batch_size=4096):
+    """Most frequent words of `texts` (a list of strings), ties by word.
+
+    Returns the id -> word list, special tokens first, at most `max_size`
+    entries in all.
+    """
+    if max_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"`max_size` must exceed {len(SPECIAL_TOKENS)}, received {max_size}")
+    counts = collections.Counter()
+    for start in range(0, len(texts), batch_size):
+        batch = tokenize(tf.constant(texts[start:start + batch_size]))
+        for row in batch.to_list():
+            counts.update(word.decode("utf-8") for word in row)
+    for special in SPECIAL_TOKENS:
+        counts.pop(special, None)
+    ranked = sorted(
+        (item for item in counts.items() if item[1] >= min_count), key=lambda x: (-x[1], x[0])
+    )
+    words = [word for word, _ in ranked[: max_size - len(SPECIAL_TOKENS)]]
+    return list(SPECIAL_TOKENS) + words
+
+
+class Vocabulary(tf.Module):
+    """Word <-> id tables for one language (stock lookup ops).
+
+    Args:
+        words: The id -> word list from `build_vocabulary`.
+        max_tokens: Words kept per text when encoding.
+    """
+
+    def __init__(self, words, max_tokens, name=None):
+        super().__init__(name=name)
+        if list(words[: len(SPECIAL_TOKENS)]) != list(SPECIAL_TOKENS):
+            raise ValueError(f"a vocabulary must start with {SPECIAL_TOKENS}")
+        self.words = list(words)
+        self.max_tokens = int(max_tokens)
+        self._words = tf.constant(self.words)
+        self._ids = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                self._words, tf.range(len(self.words), dtype=tf.int64)
+            ),
+            default_value=UNK_ID,
+        )
+
+    @property
+    def size(self):
+        return len(self.words)
+
+    def tokens(self, texts):
+        """`[B]` strings -> ragged `[B, (<= max_tokens)]` words."""
+        return tokenize(texts, self.max_tokens)
+
+    def encode(self, texts, add_start=False, add_end=False):
+        """`[B]` strings -> int32 `[B, T]` ids, 0-padded (ragged -> dense)."""
+        ids = tf.ragged.map_flat_values(self._ids.lookup, self.tokens(texts))
+        ids = tf.cast(ids, tf.int32)
+        batch = tf.shape(texts)[0]
+        if add_start:
+            ids = tf.concat([tf.fill([batch, 1], START_ID), ids], axis=1)
+        if add_end:
+            ids = tf.concat([ids, tf.fill([batch, 1], END_ID)], axis=1)
+        return ids.to_tensor(PAD_ID)
+
+    def words_of(self, ids):
+        """int `[..., T]` ids -> word strings of the same shape."""
+        return tf.gather(self._words, tf.cast(ids, tf.int32))
+
+    def to_json(self):
+        return json.dumps({"words": self.words, "max_tokens": self.max_tokens}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text, name=None):
+        data = json.loads(text)
+        return cls(data["words"], data["max_tokens"], name=name)
