@@ -1,0 +1,60 @@
+"""Shared pytest setup. Environment first: nothing may import TensorFlow before it."""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+# `import harness` from any test module, whatever pytest's import mode.
+_TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+DEFAULT_SEED = 1234
+
+
+def seed_everything(seed=DEFAULT_SEED):
+    """Seed Python, numpy and the Keras backend (`keras.utils.set_random_seed`)."""
+    keras.utils.set_random_seed(seed)
+
+
+def make_rng(seed=DEFAULT_SEED):
+    """A fresh numpy Generator: test data independent of global state."""
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Every test starts from the same global seeds."""
+    seed_everything()
+    yield
+
+
+@pytest.fixture
+def rng():
+    return make_rng()
+
+
+@pytest.fixture(autouse=True)
+def _restore_dtype_policy():
+    """Put the global dtype policy back to float32 after a test that changed it."""
+    yield
+    if keras.config.dtype_policy().name != "float32":
+        keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture
+def dtype_policy():
+    """`dtype_policy("mixed_float16")` sets the global policy for this test only."""
+
+    def _set(name):
+        keras.config.set_dtype_policy(name)
+        return keras.config.dtype_policy()
+
+    yield _set
+    keras.config.set_dtype_policy("float32")
