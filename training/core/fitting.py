@@ -22,6 +22,7 @@ class MaskedSequenceLoss(keras.losses.Loss):
     """
 
     def __init__(self, label_smoothing=0.0, name="masked_sequence_loss", **kwargs):
+        kwargs.pop("reduction", None)  # in get_config(); always "sum" (see `call`)
         super().__init__(name=name, reduction="sum", **kwargs)
         self.label_smoothing = float(label_smoothing)
 
@@ -35,7 +36,10 @@ class MaskedSequenceLoss(keras.losses.Loss):
                        + self.label_smoothing / ops.cast(vocab_size, "float32"))
         token_losses = -ops.sum(targets * log_probs, axis=-1)  # --> [B, T]
         mask = ops.cast(y_true != 0, "float32")
-        return ops.sum(token_losses * mask) / ops.maximum(ops.sum(mask), 1.0)
+        loss = ops.sum(token_losses * mask) / ops.maximum(ops.sum(mask), 1.0)
+        # Keras scales only its "mean" reductions by 1 / replicas; this loss is
+        # already a mean per replica, and the replicas' gradients are summed.
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}

@@ -66,8 +66,21 @@ def _filter_long(encoded, max_tokens):
     return tuple([part[i] for i in keep] for part in encoded)
 
 
-def train(config, workdir, corpus=None, log=print):
+def default_optimizer(config, total_steps):
+    """Adam with warm-up and cosine decay, gradient norm clipping."""
+    return keras.optimizers.Adam(
+        fitting.learning_rate_schedule(config.learning_rate, total_steps, config.warmup_steps),
+        clipnorm=config.clipnorm or None,
+    )
+
+
+def train(config, workdir, corpus=None, log=print, model_builder=build_model,
+          optimizer_builder=default_optimizer):
     """Trains (resuming from `workdir/checkpoints` when present).
+
+    `model_builder(config, source_vocab_size, target_vocab_size)` and
+    `optimizer_builder(config, total_steps)` let benchmarks train other
+    architectures through the same pipeline.
 
     Returns `(model, source_vocabulary, target_vocabulary, history)`.
     """
@@ -87,12 +100,8 @@ def train(config, workdir, corpus=None, log=print):
     strategy = fitting.make_strategy(config.strategy)
     total_steps = config.epochs * config.steps_per_epoch
     with strategy.scope():
-        model = build_model(config, source_vocabulary.size, target_vocabulary.size)
-        optimizer = keras.optimizers.Adam(
-            fitting.learning_rate_schedule(config.learning_rate, total_steps, config.warmup_steps),
-            clipnorm=config.clipnorm or None,
-        )
-        model.compile(optimizer, fitting.MaskedSequenceLoss(config.label_smoothing),
+        model = model_builder(config, source_vocabulary.size, target_vocabulary.size)
+        model.compile(optimizer_builder(config, total_steps), fitting.MaskedSequenceLoss(config.label_smoothing),
                       metrics=[fitting.masked_token_accuracy])
         model({"source": np.ones((1, 3), "int32"), "target_in": np.ones((1, 2), "int32")})
 
