@@ -31,14 +31,19 @@ def _shift_right(target_out):
     return np.concatenate([[START_ID], target_out[:-1]]).astype("int32")
 
 
-def make_dataset(encoded, batch_size, shuffle, seed=None, repeat=False,
+def make_dataset(encoded, batch_size, shuffle, seed=None, repeat=False, drop_remainder=None,
                  bucket_boundaries=(8, 12, 16, 20, 24, 30, 36, 44, 52, 64, 80)):
     """Batches of `({"source": [B, S], "target_in": [B, T]}, target_out [B, T])`.
 
     Pairs of similar target length share a batch (less padding). With
     `shuffle`, the order is drawn from `seed` anew each pass, the same on
-    every run with that seed.
+    every run with that seed. A finite dataset declares its number of
+    batches, so Keras averages its metrics over the right count.
+    `drop_remainder` (default: when repeating) drops partial batches, which
+    several replicas need.
     """
+    if drop_remainder is None:
+        drop_remainder = repeat
     sources, targets_in, targets_out = encoded
 
     def generator():
@@ -51,16 +56,22 @@ def make_dataset(encoded, batch_size, shuffle, seed=None, repeat=False,
         dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    dataset = dataset.bucket_by_sequence_length(
-        lambda source, target_in, target_out: tf.maximum(tf.shape(source)[0],
-                                                         tf.shape(target_out)[0]),
-        bucket_boundaries=list(bucket_boundaries),
-        bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
-        drop_remainder=repeat,
-    )
+    if bucket_boundaries:
+        dataset = dataset.bucket_by_sequence_length(
+            lambda source, target_in, target_out: tf.maximum(tf.shape(source)[0],
+                                                             tf.shape(target_out)[0]),
+            bucket_boundaries=list(bucket_boundaries),
+            bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
+            drop_remainder=drop_remainder,
+        )
+    else:
+        dataset = dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(
         lambda source, target_in, target_out: (
             {"source": source, "target_in": target_in}, target_out
         )
     )
+    if not repeat:
+        batches = sum(1 for _ in dataset)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -16,9 +16,13 @@ PAD, UNK, START, END = "", "[UNK]", "[START]", "[END]"
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 SPECIAL_TOKENS = (PAD, UNK, START, END)
 
-# Punctuation split off words. RE2's \w is ASCII-only, so letters with
-# accents cannot be told apart from punctuation by \W: list punctuation.
-_PUNCTUATION = r"""([.,;:!?¿¡()\[\]{}"«»“”‘’'`´—–…*/\\-])"""
+# Every character that is not a letter, digit or space is split off as its
+# own token (RE2's \pL and \pN are Unicode-aware, unlike \w), except
+# apostrophes and hyphens between two letters ("god’s", "burnt-offering"),
+# which are hidden behind control characters while punctuation is split.
+_PUNCTUATION = r"([^\pL\pN\s\x01\x02])"
+_INNER_APOSTROPHE = (r"(\pL)['’](\pL)", "\\1\x01\\2")
+_INNER_HYPHEN = (r"(\pL)-(\pL)", "\\1\x02\\2")
 _NO_SPACE_BEFORE = r""" ([.,;:!?)\]}»”’…])"""
 _NO_SPACE_AFTER = r"""([¿¡(\[{«“‘]) """
 
@@ -30,7 +34,12 @@ def normalize(texts):
         texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
     )
     texts = tf.strings.lower(texts, encoding="utf-8")
+    texts = tf.strings.regex_replace(texts, "[\x01\x02]", " ")
+    for pattern, rewrite in (_INNER_APOSTROPHE, _INNER_HYPHEN):
+        texts = tf.strings.regex_replace(texts, pattern, rewrite)
     texts = tf.strings.regex_replace(texts, _PUNCTUATION, r" \1 ")
+    texts = tf.strings.regex_replace(texts, "\x01", "’")
+    texts = tf.strings.regex_replace(texts, "\x02", "-")
     texts = tf.strings.regex_replace(texts, r"\s+", " ")
     return tf.strings.strip(texts)
 

@@ -101,7 +101,8 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
     total_steps = config.epochs * config.steps_per_epoch
     with strategy.scope():
         model = model_builder(config, source_vocabulary.size, target_vocabulary.size)
-        model.compile(optimizer_builder(config, total_steps), fitting.MaskedSequenceLoss(config.label_smoothing),
+        model.compile(optimizer_builder(config, total_steps),
+                      fitting.MaskedSequenceLoss(config.label_smoothing),
                       metrics=[fitting.masked_token_accuracy])
         model({"source": np.ones((1, 3), "int32"), "target_in": np.ones((1, 2), "int32")})
 
@@ -111,7 +112,16 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
                               repeat=True)
     # Continue the same stream of batches after an interruption.
     train_data = train_data.skip(initial_epoch * config.steps_per_epoch)
-    dev_data = make_dataset(dev_encoded, config.eval_batch_size, shuffle=False)
+    replicas = strategy.num_replicas_in_sync
+    if replicas == 1:
+        dev_data = make_dataset(dev_encoded, config.eval_batch_size, shuffle=False)
+    else:
+        # Keras' evaluate cannot split a batch unevenly over replicas: full
+        # batches of a multiple of the replica count, no length buckets.
+        dev_batch = max(replicas, min(config.eval_batch_size, len(dev_encoded[0]))
+                        // replicas * replicas)
+        dev_data = make_dataset(dev_encoded, dev_batch, shuffle=False, drop_remainder=True,
+                                bucket_boundaries=())
 
     budget = fitting.TimeBudget(config.max_train_seconds)
     callbacks = [
