@@ -37,6 +37,14 @@ class RecurrentTextEncoder(keras.layers.Layer):
         ]
         self.between = keras.layers.Dropout(dropout)
 
+    def build(self, source_shape):
+        self.embedding.build(source_shape)
+        shape = tuple(source_shape) + (self.embedding_dim,)
+        for rnn in self.rnns:
+            rnn.build(shape)
+            shape = shape[:-1] + (2 * self.units,)
+        self.built = True
+
     def call(self, source, training=None):
         source = ops.cast(source, "int32")
         mask = source != 0  # --> [B, S]
@@ -87,6 +95,14 @@ class ConvTextEncoder(keras.layers.Layer):
             for i in range(num_layers)
         ]
         self.dropouts = [keras.layers.Dropout(dropout) for _ in range(num_layers)]
+
+    def build(self, source_shape):
+        self.embedding.build(source_shape)
+        self.positions.build((None,))
+        self.input_projection.build(tuple(source_shape) + (self.embedding_dim,))
+        for convolution in self.convolutions:
+            convolution.build(tuple(source_shape) + (self.units,))
+        self.built = True
 
     def call(self, source, training=None):
         source = ops.cast(source, "int32")[:, : self.max_length]
@@ -146,6 +162,19 @@ class TransformerTextEncoder(keras.layers.Layer):
         self.feedforward_output = [keras.layers.Dense(units) for _ in range(num_layers)]
         self.final_norm = keras.layers.LayerNormalization()
         self.dropout_layer = keras.layers.Dropout(dropout)
+
+    def build(self, source_shape):
+        self.embedding.build(source_shape)
+        self.positions.build((None,))
+        shape = tuple(source_shape) + (self.units,)
+        for i in range(self.num_layers):
+            self.attention_norms[i].build(shape)
+            self.self_attentions[i].build(shape, shape)
+            self.feedforward_norms[i].build(shape)
+            self.feedforward_hidden[i].build(shape)
+            self.feedforward_output[i].build(shape[:-1] + (self.feedforward_units,))
+        self.final_norm.build(shape)
+        self.built = True
 
     def call(self, source, training=None):
         source = ops.cast(source, "int32")[:, : self.max_length]
