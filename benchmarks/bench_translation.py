@@ -80,7 +80,7 @@ def quality(args):
     corpus = train_lib.load_corpus(TranslationConfig())
     rows = []
     root = args.workdir or tempfile.mkdtemp(prefix="bench_translation_")
-    main = preset("main", max_train_seconds=args.seconds, epochs=1000)
+    main = preset("main", max_train_seconds=args.seconds)
     rows.append(train_and_score("ours, preset main", main, corpus, os.path.join(root, "main")))
     reference = dataclasses.replace(
         main, **REFERENCE_SIZES, label_smoothing=0.0, dropout=0.0, early_stopping_patience=0)
@@ -88,7 +88,7 @@ def quality(args):
                                 os.path.join(root, "reference"), reference_builder,
                                 reference_optimizer))
     if args.large_seconds:
-        large = preset("large", max_train_seconds=args.large_seconds, epochs=1000)
+        large = preset("large", max_train_seconds=args.large_seconds)
         rows.append(train_and_score("ours, preset large", large, corpus,
                                     os.path.join(root, "large")))
     print(f"\n{machine()}\n")
@@ -108,8 +108,11 @@ def speed(args):
     batches = list(dataset.take(args.steps))
     tokens = sum(int(np.sum(y.numpy() != 0)) for _, y in batches)
     models = {
-        "ours fast path": train_lib.build_model(config, source_vocabulary.size,
-                                                target_vocabulary.size),
+        "ours fast path (additive)": train_lib.build_model(config, source_vocabulary.size,
+                                                           target_vocabulary.size),
+        "ours fast path (general)": train_lib.build_model(
+            dataclasses.replace(config, attention="general"), source_vocabulary.size,
+            target_vocabulary.size),
         "ours cell path (bahdanau)": train_lib.build_model(
             dataclasses.replace(config, decoder="bahdanau"), source_vocabulary.size,
             target_vocabulary.size),

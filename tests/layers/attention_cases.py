@@ -63,3 +63,35 @@ def attention_inputs(rng, batch=2, tq=3, tv=5, dq=4, dk=4, dv=4, separate_key=Fa
 
 def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def case_inputs(rng, case, batch=3):
+    """Inputs for a case dict: sizes `tq` (None: single step), `tv`, `dq`/`dk`
+    (or one `d` for both), `dv`; flags `separate_key`, `value_mask`,
+    `key_mask`, `query_mask`."""
+    tq, tv = case["tq"], case["tv"]
+    query_shape = (batch, case.get("dq", case.get("d"))) if tq is None else (batch, tq, case.get("dq", case.get("d")))
+    inputs = {
+        "query": float_array(rng, *query_shape),
+        "value": float_array(rng, batch, tv, case["dv"]),
+    }
+    if case.get("separate_key"):
+        inputs["key"] = float_array(rng, batch, tv, case.get("dk", case.get("d")))
+    if case.get("value_mask"):
+        mask = np.ones((batch, tv), bool)
+        mask[0, -2:] = False
+        mask[2, 1] = False
+        inputs["value_mask"] = mask
+    if case.get("key_mask"):
+        mask = np.ones((batch, tv), bool)
+        mask[1, 0] = False
+        inputs["key_mask"] = mask
+    if case.get("query_mask"):
+        if tq is None:
+            inputs["query_mask"] = np.array([True, False, True])
+        else:
+            mask = np.ones((batch, tq), bool)
+            mask[0, -1] = False
+            mask[1, 0] = False
+            inputs["query_mask"] = mask
+    return inputs

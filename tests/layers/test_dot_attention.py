@@ -8,7 +8,7 @@ import pytest
 import keras
 from keras_attention import DotAttention
 
-from attention_cases import float_array, randomize_weights, to_numpy
+from attention_cases import case_inputs, float_array, randomize_weights, to_numpy
 from numpy_reference import attend, dot_scores, reference_for
 
 ATOL = 1e-5
@@ -36,40 +36,11 @@ CASES = {
 }
 
 
-def _case_inputs(rng, case, batch=3):
-    tq, tv = case["tq"], case["tv"]
-    query_shape = (batch, case["d"]) if tq is None else (batch, tq, case["d"])
-    inputs = {
-        "query": float_array(rng, *query_shape),
-        "value": float_array(rng, batch, tv, case["dv"]),
-    }
-    if case.get("separate_key"):
-        inputs["key"] = float_array(rng, batch, tv, case["d"])
-    if case.get("value_mask"):
-        mask = np.ones((batch, tv), bool)
-        mask[0, -2:] = False
-        mask[2, 1] = False
-        inputs["value_mask"] = mask
-    if case.get("key_mask"):
-        mask = np.ones((batch, tv), bool)
-        mask[1, 0] = False
-        inputs["key_mask"] = mask
-    if case.get("query_mask"):
-        if tq is None:
-            inputs["query_mask"] = np.array([True, False, True])
-        else:
-            mask = np.ones((batch, tq), bool)
-            mask[0, -1] = False
-            mask[1, 0] = False
-            inputs["query_mask"] = mask
-    return inputs
-
-
 @pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("case_name", list(CASES))
 def test_matches_numpy_reference(variant, case_name, rng):
     case = CASES[case_name]
-    inputs = _case_inputs(rng, case)
+    inputs = case_inputs(rng, case)
     causal = bool(case.get("causal"))
     layer = DotAttention(**VARIANTS[variant])
     layer(**inputs)  # build

@@ -29,12 +29,14 @@ class MaskedSequenceLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "int32")
         log_probs = ops.log_softmax(ops.cast(y_pred, "float32"), axis=-1)  # --> [B, T, V]
-        vocab_size = ops.shape(y_pred)[-1]
-        targets = ops.one_hot(y_true, vocab_size)
+        # Smoothed targets are (1 - e) one_hot(y) + e / V: the loss splits into
+        # the negative log-likelihood and the mean negative log-probability,
+        # without materializing a [B, T, V] one-hot tensor.
+        token_losses = -ops.take_along_axis(log_probs, y_true[..., None], axis=-1)[..., 0]
         if self.label_smoothing:
-            targets = (targets * (1.0 - self.label_smoothing)
-                       + self.label_smoothing / ops.cast(vocab_size, "float32"))
-        token_losses = -ops.sum(targets * log_probs, axis=-1)  # --> [B, T]
+            uniform = -ops.mean(log_probs, axis=-1)  # --> [B, T]
+            token_losses = ((1.0 - self.label_smoothing) * token_losses
+                            + self.label_smoothing * uniform)
         mask = ops.cast(y_true != 0, "float32")
         loss = ops.sum(token_losses * mask) / ops.maximum(ops.sum(mask), 1.0)
         # Keras scales only its "mean" reductions by 1 / replicas; this loss is

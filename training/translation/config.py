@@ -61,8 +61,8 @@ PRESETS = {
     "main": dict(
         embedding_dim=128, units=256, attention_units=128, source_vocab_size=6000,
         target_vocab_size=6000, max_train_tokens=48, batch_size=64, steps_per_epoch=100,
-        epochs=100, max_train_seconds=390.0, learning_rate=3e-3, warmup_steps=100,
-        early_stopping_patience=4, max_eval_pairs=0,
+        epochs=18, max_train_seconds=390.0, learning_rate=3e-3, warmup_steps=100,
+        dropout=0.0, early_stopping_patience=4, max_eval_pairs=0,
     ),
     # Better quality: hours on CPU, minutes on a GPU.
     "large": dict(

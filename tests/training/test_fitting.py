@@ -1,0 +1,54 @@
+"""The shared training pieces: loss and accuracy against numpy, the schedule."""
+
+import numpy as np
+import pytest
+
+from training.core import fitting
+
+
+def numpy_loss(labels, logits, smoothing):
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    vocab = logits.shape[-1]
+    targets = np.eye(vocab)[labels] * (1 - smoothing) + smoothing / vocab
+    token_losses = -(targets * log_probs).sum(-1)
+    mask = labels != 0
+    return (token_losses * mask).sum() / mask.sum()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_masked_sequence_loss_equals_numpy(smoothing):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(1, 7, size=(3, 5))
+    labels[0, 3:] = 0
+    labels[2, 1:] = 0
+    logits = rng.normal(size=(3, 5, 7)).astype("float32") * 3
+    loss = fitting.MaskedSequenceLoss(smoothing)(labels, logits)
+    np.testing.assert_allclose(float(loss), numpy_loss(labels, logits, smoothing), rtol=1e-5)
+
+
+def test_padding_positions_do_not_change_the_loss():
+    rng = np.random.default_rng(1)
+    labels = np.array([[3, 4, 0, 0]])
+    logits = rng.normal(size=(1, 4, 6)).astype("float32")
+    changed = logits.copy()
+    changed[0, 2:] += 100.0
+    loss = fitting.MaskedSequenceLoss(0.1)
+    assert float(loss(labels, logits)) == pytest.approx(float(loss(labels, changed)), rel=1e-6)
+
+
+def test_masked_token_accuracy_counts_real_tokens_only():
+    labels = np.array([[1, 2, 0], [3, 0, 0]])
+    logits = np.zeros((2, 3, 4), "float32")
+    logits[0, 0, 1] = logits[0, 1, 3] = logits[1, 0, 3] = 1.0  # right, wrong, right
+    logits[0, 2, 0] = logits[1, 1, 0] = 5.0  # padding "predicted" right: ignored
+    assert float(fitting.masked_token_accuracy(labels, logits)) == pytest.approx(2 / 3)
+
+
+def test_schedule_warms_up_then_decays_to_a_tenth():
+    schedule = fitting.learning_rate_schedule(1e-3, total_steps=1000, warmup_steps=100)
+    values = [float(schedule(step)) for step in (0, 50, 100, 550, 1000)]
+    assert values[0] == pytest.approx(1e-5, rel=1e-3)
+    assert values[1] < values[2] == pytest.approx(1e-3, rel=1e-3)
+    assert values[2] > values[3] > values[4]
+    assert values[4] == pytest.approx(1e-4, rel=1e-2)
