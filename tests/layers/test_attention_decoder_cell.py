@@ -106,8 +106,15 @@ def np_step(dc, cell_input_fn, x, states, memory, memory_mask):
         h, new_cell_states = np_rnn(dc.cell, cell_in, cell_states)
         context, weights = np_attention(dc.attention, h, memory, memory_mask)
     if dc.attention_layer_size:
-        attentional = np.tanh(np.concatenate([context, h], -1)
-                              @ _np(dc.attention_projection.kernel))
+        projected = np.concatenate([context, h], -1) @ _np(dc.attention_projection.kernel)
+        if dc.attention_layer_norm:
+            norm = dc.attention_norm
+            mean = projected.mean(-1, keepdims=True)
+            variance = projected.var(-1, keepdims=True)
+            projected = ((projected - mean) / np.sqrt(variance + norm.epsilon)
+                         * _np(norm.gamma) + _np(norm.beta))
+        activation = keras.activations.serialize(dc.attention_activation)
+        attentional = np.tanh(projected) if activation == "tanh" else projected
     else:
         attentional = context
     out = attentional if dc.output_attention else h
@@ -229,6 +236,34 @@ def test_one_step_matches_numpy(timing, input_feeding, size, output_attention, r
     # `call` is the step without the weights.
     out3, states3 = dc(f32(x[:, 0]), f32(states), f32(memory), memory_mask)
     assert_close((out3, states3), (ref_out, ref_states), what="call")
+
+
+@pytest.mark.parametrize("activation", ["tanh", "linear"])
+@pytest.mark.parametrize("timing,input_feeding", [("luong", False), ("bahdanau", False)])
+def test_layer_normalized_attentional_state_matches_numpy(activation, timing, input_feeding):
+    rng, x, memory, memory_mask = _data()
+    dc = make_cell("gru", "general", attention_layer_size=A_SIZE, timing=timing,
+                   input_feeding=input_feeding, attention_layer_norm=True,
+                   attention_activation=activation)
+    dc.build((None, DIN), (None, S, DM))
+    randomize(dc, rng)  # gamma and beta too, so the check sees them
+    states = random_states(dc, rng)
+    out, new_states, weights = dc.step(f32(x[:, 0]), f32(states), f32(memory), memory_mask)
+    ref = np_step(dc, np_concat, x[:, 0], states, memory, memory_mask)
+    assert_close((out, new_states, weights), ref, what="layer-normalized step")
+    # The fast path (attention batched after the RNN) applies the same norm.
+    decoder = AttentionDecoder(dc, fast_path="auto" if timing == "luong" else "never")
+    sequence = decoder(f32(x), f32(memory), memory_mask=memory_mask)
+    assert_close(sequence, np_decode(dc, x, dc.get_initial_state(f32(memory), memory_mask),
+                                     memory, memory_mask)[0], what="sequence")
+    clone = AttentionDecoderCell.from_config(dc.get_config())
+    assert clone.attention_layer_norm and keras.activations.serialize(
+        clone.attention_activation) == activation
+
+
+def test_layer_norm_needs_a_projection():
+    with pytest.raises(ValueError, match="attention_layer_size"):
+        make_cell("gru", "general", attention_layer_size=None, attention_layer_norm=True)
 
 
 def test_bahdanau_ignores_input_feeding():

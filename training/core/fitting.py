@@ -69,9 +69,23 @@ def learning_rate_schedule(learning_rate, total_steps, warmup_steps):
 
 
 # ------------------------------------------------------------- strategies
+_STRATEGIES = {}
+
+
 def make_strategy(name):
     """`"default"`, `"mirrored"` (all local GPUs, or CPUs given as logical
-    devices) or `"multi_worker"` (several machines, described by TF_CONFIG)."""
+    devices) or `"multi_worker"` (several machines, described by TF_CONFIG).
+
+    The strategy is made once per process and reused: a multi-worker
+    strategy must exist before TensorFlow runs its first operation, so the
+    training script asks for it first thing.
+    """
+    if name not in _STRATEGIES:
+        _STRATEGIES[name] = _new_strategy(name)
+    return _STRATEGIES[name]
+
+
+def _new_strategy(name):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":

@@ -147,7 +147,8 @@ class AttentionSeq2Seq(keras.Model):
 
 
 def make_decoder_cell(units, attention, attention_units, timing="luong", input_feeding=False,
-                      rnn_type="gru", initial_state="zeros"):
+                      rnn_type="gru", initial_state="zeros", attention_layer_norm=False,
+                      attention_activation="tanh"):
     """An `AttentionDecoderCell` from plain options (used by configs)."""
     from keras_attention.layers import AdditiveAttention, DotAttention
 
@@ -163,4 +164,5 @@ def make_decoder_cell(units, attention, attention_units, timing="luong", input_f
     return AttentionDecoderCell(
         cell, attention_layer, attention_layer_size=units, timing=timing,
         input_feeding=input_feeding, initial_state=initial_state,
+        attention_layer_norm=attention_layer_norm, attention_activation=attention_activation,
     )

@@ -40,6 +40,8 @@ def main(argv=None):
 
     if args.logical_cpus:
         fitting.split_cpu(args.logical_cpus)
+    if config.strategy != "default":
+        fitting.make_strategy(config.strategy)  # before TensorFlow's first operation
     try:
         report = train_and_evaluate(config, workdir)
     except CorpusError as error:

@@ -32,6 +32,10 @@ class TranslationConfig:
     attention: str = "additive"       # additive | dot | general | scaled_dot
     attention_units: int = 256        # additive attention hidden size
     decoder: str = "fast"             # fast (Luong, attention after the RNN) | bahdanau | luong_feeding
+    # Attentional state a = f(LayerNorm(W_c [c; h])): the norm makes the model use the
+    # source within the first 100 steps (Luong's plain tanh(W_c [c; h]) takes far longer).
+    attention_layer_norm: bool = True
+    attention_activation: str = "linear"  # tanh for Luong's original
     dropout: float = 0.1
     # --- training ---------------------------------------------------------
     seed: int = 1234

@@ -43,6 +43,8 @@ def build_model(config, source_vocab_size, target_vocab_size):
     cell = make_decoder_cell(
         config.units, config.attention, config.attention_units, timing=timing,
         input_feeding=input_feeding, rnn_type=config.rnn_type,
+        attention_layer_norm=config.attention_layer_norm,
+        attention_activation=config.attention_activation,
     )
     return AttentionSeq2Seq(
         build_encoder(config, source_vocab_size), target_vocab_size, config.embedding_dim, cell,
