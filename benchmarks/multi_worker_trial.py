@@ -34,6 +34,7 @@ def main():
     parser.add_argument("--set", action="append", default=[])
     args = parser.parse_args()
     root = args.workdir or tempfile.mkdtemp(prefix="multi_worker_")
+    os.makedirs(root, exist_ok=True)
     workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
     processes = []
     for index in range(2):
