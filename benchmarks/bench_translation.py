@@ -33,6 +33,9 @@ from benchmarks.reference_nmt import ReferenceNMT  # noqa: E402
 from training.translation import train as train_lib  # noqa: E402
 from training.translation.config import PRESETS, TranslationConfig  # noqa: E402
 from training.translation.export import Translator  # noqa: E402
+from training.translation.pipeline import (  # noqa: E402
+    drop_long_pairs, encode_pairs, make_dataset,
+)
 
 def dict_table(rows):
     return markdown_table(list(rows[0]), [list(row.values()) for row in rows])
@@ -101,10 +104,10 @@ def speed(args):
     corpus = train_lib.load_corpus(config)
     workdir = tempfile.mkdtemp(prefix="bench_speed_")
     source_vocabulary, target_vocabulary = train_lib.vocabularies(config, corpus, workdir)
-    encoded = train_lib._filter_long(
-        train_lib.encode_pairs(corpus.train, source_vocabulary, target_vocabulary),
+    encoded = drop_long_pairs(
+        encode_pairs(corpus.train, source_vocabulary, target_vocabulary),
         config.max_train_tokens)
-    dataset = train_lib.make_dataset(encoded, config.batch_size, shuffle=True, seed=0, repeat=True)
+    dataset = make_dataset(encoded, config.batch_size, shuffle=True, seed=0, repeat=True)
     batches = list(dataset.take(args.steps))
     tokens = sum(int(np.sum(y.numpy() != 0)) for _, y in batches)
     models = {

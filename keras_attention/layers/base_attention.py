@@ -4,15 +4,6 @@ import keras
 from keras import ops
 
 
-def mask_bias_magnitude(dtype):
-    """The large finite number subtracted from masked scores.
-
-    65504 is the largest float16; larger values overflow to -inf and an
-    all-masked row would then produce NaN.
-    """
-    return 65504.0 if keras.backend.standardize_dtype(dtype) == "float16" else 1e9
-
-
 class BaseAttention(keras.layers.Layer):
     """Base class of the attention layers: everything but the score.
 

@@ -164,10 +164,9 @@ def restore(model, directory, log=print):
 class TimeBudget(keras.callbacks.Callback):
     """Stops training at the end of the batch where `seconds` have passed."""
 
-    def __init__(self, seconds, already_spent=0.0):
+    def __init__(self, seconds):
         super().__init__()
         self.seconds = seconds
-        self.already_spent = already_spent
         self.start = None
         self.exhausted = False
 
@@ -175,7 +174,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.start = time.monotonic()
 
     def elapsed(self):
-        return self.already_spent + (time.monotonic() - self.start if self.start else 0.0)
+        return time.monotonic() - self.start if self.start else 0.0
 
     def on_train_batch_end(self, batch, logs=None):
         if self.seconds and self.elapsed() >= self.seconds:

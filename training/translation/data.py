@@ -165,6 +165,9 @@ def load_tfds(name, split_names=("train", "validation", "test"), data_dir=None, 
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir)
+    # Only with data=tfds, which the user chooses: it needs the data set in
+    # data_dir or internet. The default corpus ships with the package, and
+    # the tests run this path under tfds.testing.mock_data.
     builder.download_and_prepare()
     if keys is None:
         supervised = builder.info.supervised_keys

@@ -49,7 +49,7 @@ class Translator(tf.Module):
     def _prepare(self, text):
         text = tf.reshape(tf.convert_to_tensor(text, tf.string), [-1])
         source_tokens = self.source_vocabulary.tokens(text)  # ragged [B, (S)]
-        source_ids = self.source_vocabulary.encode(text)  # --> [B, S]
+        source_ids = self.source_vocabulary.encode_tokens(source_tokens)  # --> [B, S]
         # An all-empty batch still needs one (padding) position.
         source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(1 - tf.shape(source_ids)[1], 0)]])
         source_lengths = tf.cast(source_tokens.row_lengths(), tf.int32)

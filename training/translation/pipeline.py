@@ -1,6 +1,9 @@
 """tf.data input pipelines: strings -> ids, length buckets, batches."""
 
+import numpy as np
 import tensorflow as tf
+
+from training.translation.text_processing import START_ID
 
 
 def encode_pairs(pairs, source_vocabulary, target_vocabulary, batch_size=4096):
@@ -23,11 +26,15 @@ def encode_pairs(pairs, source_vocabulary, target_vocabulary, batch_size=4096):
     return sources, targets_in, targets_out
 
 
+def drop_long_pairs(encoded, max_tokens):
+    """Keeps pairs with 1..max_tokens source words and at most max_tokens
+    target words (the end token aside)."""
+    keep = [i for i, (source, target_out) in enumerate(zip(encoded[0], encoded[2]))
+            if 0 < len(source) <= max_tokens and len(target_out) <= max_tokens + 1]
+    return tuple([part[i] for i in keep] for part in encoded)
+
+
 def _shift_right(target_out):
-    import numpy as np
-
-    from training.translation.text_processing import START_ID
-
     return np.concatenate([[START_ID], target_out[:-1]]).astype("int32")
 
 

@@ -117,9 +117,12 @@ class Vocabulary(tf.Module):
 
     def encode(self, texts, add_start=False, add_end=False):
         """`[B]` strings -> int32 `[B, T]` ids, 0-padded (ragged -> dense)."""
-        ids = tf.ragged.map_flat_values(self._ids.lookup, self.tokens(texts))
-        ids = tf.cast(ids, tf.int32)
-        batch = tf.shape(texts)[0]
+        return self.encode_tokens(self.tokens(texts), add_start, add_end)
+
+    def encode_tokens(self, tokens, add_start=False, add_end=False):
+        """Ragged `[B, (T)]` words (from `tokens`) -> int32 `[B, T]` ids, 0-padded."""
+        ids = tf.cast(tf.ragged.map_flat_values(self._ids.lookup, tokens), tf.int32)
+        batch = tokens.nrows(out_type=tf.int32)
         if add_start:
             ids = tf.concat([tf.fill([batch, 1], START_ID), ids], axis=1)
         if add_end:

@@ -15,7 +15,7 @@ from training.translation import data as data_lib
 from training.translation import evaluation
 from training.translation.export import Translator
 from training.translation.model import build_model
-from training.translation.pipeline import encode_pairs, make_dataset
+from training.translation.pipeline import drop_long_pairs, encode_pairs, make_dataset
 from training.translation.text_processing import Vocabulary, build_vocabulary
 
 
@@ -60,12 +60,6 @@ def vocabularies(config, corpus, workdir):
     return vocabularies
 
 
-def _filter_long(encoded, max_tokens):
-    keep = [i for i, (s, t) in enumerate(zip(encoded[0], encoded[2]))
-            if 0 < len(s) <= max_tokens and len(t) <= max_tokens + 1]
-    return tuple([part[i] for i in keep] for part in encoded)
-
-
 def default_optimizer(config, total_steps):
     """Adam with warm-up and cosine decay, gradient norm clipping."""
     return keras.optimizers.Adam(
@@ -92,7 +86,7 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
     source_vocabulary, target_vocabulary = vocabularies(config, corpus, workdir)
     log(f"vocabularies: source {source_vocabulary.size}, target {target_vocabulary.size} words")
 
-    train_encoded = _filter_long(
+    train_encoded = drop_long_pairs(
         encode_pairs(corpus.train, source_vocabulary, target_vocabulary), config.max_train_tokens)
     dev_encoded = encode_pairs(corpus.dev, source_vocabulary, target_vocabulary)
     log(f"training pairs of <= {config.max_train_tokens} words: {len(train_encoded[0])}")
