@@ -1,13 +1,18 @@
-"""Decoding strategies over a step function `(tokens, state) -> (logits, state, attention)`.
+"""Decoding methods over a step function `(tokens, state) -> (logits, state, attention)`.
 
 They know nothing about models, run in symbolic loops with a maximum length
 (so they work in `tf.function`, under XLA and in exported SavedModels) and
-use stock ops only.
+use stock ops only. `get(name)` picks one by name (`names()` lists them,
+`register` adds one).
 """
 
 from keras_attention.decoding.beam_search import beam_search
 from keras_attention.decoding.greedy import greedy_search
+from keras_attention.decoding.registry import get, names, register
 from keras_attention.decoding.result import DecodingResult
 from keras_attention.decoding.sampling import sampling_search
 
-__all__ = ["DecodingResult", "beam_search", "greedy_search", "sampling_search"]
+__all__ = [
+    "DecodingResult", "beam_search", "get", "greedy_search", "names", "register",
+    "sampling_search",
+]

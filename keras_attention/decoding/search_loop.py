@@ -1,4 +1,4 @@
-"""Pieces shared by the decoding strategies (keras.ops only)."""
+"""Pieces shared by the decoding methods (keras.ops only)."""
 
 import keras
 from keras import ops
@@ -35,11 +35,22 @@ def validate_arguments(max_length, end_token):
         raise ValueError(f"`end_token` must be a token id >= 0, received {end_token}")
 
 
+def attention_or_zeros(attention, rows):
+    """`attention [rows, S]`, or zeros `[rows, 1]` for a step function without
+    attention, so the search loops carry the same tensors either way."""
+    return ops.zeros((rows, 1), "float32") if attention is None else attention
+
+
 def attention_buffer(attention, batch_size, max_length):
     """Zeros `[B, T, S]` for the attention of every step, or None."""
     if attention is None:
         return None
     return ops.zeros((batch_size, max_length, ops.shape(attention)[-1]), dtype="float32")
+
+
+def keep_going(step, finished, max_length):
+    """The loop condition: steps left and some sequence (`finished`: bool) still live."""
+    return ops.logical_and(step < max_length, ops.logical_not(ops.all(finished)))
 
 
 def loop_until_finished(body, loop_vars, max_length):
@@ -48,6 +59,6 @@ def loop_until_finished(body, loop_vars, max_length):
     exports and compiles with XLA."""
 
     def cond(step, finished, *rest):
-        return ops.logical_and(step < max_length, ops.logical_not(ops.all(finished)))
+        return keep_going(step, finished, max_length)
 
     return keras.ops.while_loop(cond, body, tuple(loop_vars))

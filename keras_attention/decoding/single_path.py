@@ -5,6 +5,7 @@ from keras import ops
 from keras_attention.decoding.result import DecodingResult
 from keras_attention.decoding.search_loop import (
     attention_buffer,
+    attention_or_zeros,
     call_step,
     loop_until_finished,
     validate_arguments,
@@ -44,7 +45,7 @@ def single_path_search(
 
     def body(step, finished, tokens, state, ids, lengths, log_probs, history):
         logits, state, attention = call_step(step_fn, tokens, state, constants)
-        attention = _attention_or_zeros(attention, batch_size)
+        attention = attention_or_zeros(attention, batch_size)
         step, finished, tokens, ids, lengths, log_probs, history = record(
             step, finished, logits, attention, ids, lengths, log_probs, history
         )
@@ -53,7 +54,7 @@ def single_path_search(
     # The first step runs outside the loop: it tells the memory length S.
     logits, state, attention = call_step(step_fn, start_tokens, initial_state, constants)
     has_attention = attention is not None
-    attention = _attention_or_zeros(attention, batch_size)
+    attention = attention_or_zeros(attention, batch_size)
     step, finished, tokens, ids, lengths, log_probs, history = record(
         ops.convert_to_tensor(0, "int32"),
         ops.zeros((batch_size,), "bool"),
@@ -67,7 +68,3 @@ def single_path_search(
     loop_vars = (step, finished, tokens, state, ids, lengths, log_probs, history)
     _, _, _, _, ids, lengths, log_probs, history = loop_until_finished(body, loop_vars, max_length)
     return DecodingResult(ids, lengths, log_probs, log_probs, history if has_attention else None)
-
-
-def _attention_or_zeros(attention, batch_size):
-    return ops.zeros((batch_size, 1), "float32") if attention is None else attention

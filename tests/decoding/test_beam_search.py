@@ -349,3 +349,31 @@ def test_bad_arguments_raise_helpful_errors():
     # Without the coverage penalty a step function without attention is fine.
     out = to_numpy(call(m=no_attention))
     assert out["attention"] is None
+
+
+# --------------------------------------------------------------------------- layout helpers
+
+
+def test_beam_layout_helpers():
+    """Row b*K + k of the flat layout is beam k of input b, in every helper."""
+    from keras_attention.decoding.beam_search import (
+        flatten_beams, gather_beams, parent_rows, tile_beams, unflatten_beams,
+    )
+
+    batch, width = 2, 3
+    x = np.arange(batch * 4, dtype=np.float32).reshape(batch, 2, 2)  # [B, 2, 2]
+    tiled = tile_beams(x, width)  # --> [B*K, 2, 2]
+    np.testing.assert_array_equal(unflatten_beams(tiled, batch, width),
+                                  np.repeat(x[:, None], width, axis=1))
+    beams = np.arange(batch * width * 5).reshape(batch, width, 5)  # [B, K, 5]
+    np.testing.assert_array_equal(unflatten_beams(flatten_beams(beams), batch, width), beams)
+    parents = np.array([[2, 2, 0], [1, 0, 1]], np.int32)
+    rows = parent_rows(parents, width)
+    np.testing.assert_array_equal(rows, [2, 2, 0, 4, 3, 4])
+    state = {"a": flatten_beams(beams), "b": (np.arange(batch * width),)}
+    gathered = gather_beams(state, rows)
+    np.testing.assert_array_equal(
+        unflatten_beams(gathered["a"], batch, width),
+        np.take_along_axis(beams, parents[..., None], axis=1),
+    )
+    np.testing.assert_array_equal(gathered["b"][0], [2, 2, 0, 4, 3, 4])

@@ -241,20 +241,20 @@ def assert_results_equal(a, b, what):
         np.testing.assert_allclose(a[name], b[name], atol=1e-5, err_msg=f"{what}: {name}")
 
 
-@pytest.mark.parametrize("strategy", ["greedy", "sampling"])
-def test_graph_modes_agree(strategy):
+@pytest.mark.parametrize("method", ["greedy", "sampling"])
+def test_graph_modes_agree(method):
     model = random_scripted_model(seed=13, logit_scale=0.8, end_at={1: 1})
     rows, starts = ROWS, STARTS
 
     def fn():
         state = model.initial_state(rows)
-        if strategy == "greedy":
+        if method == "greedy":
             return greedy_search(model.step_fn, state, starts, END, MAX_LENGTH)
         return sampling_search(model.step_fn, state, starts, END, MAX_LENGTH, temperature=1.5,
                                top_k=3, seed=42)
 
     results = graph_variants(fn)
-    if strategy == "greedy":
+    if method == "greedy":
         assert_matches_hypotheses(results["eager"], greedy_reference(model, rows, starts))
     for mode in ("tf.function", "xla"):
         assert_results_equal(results[mode], results["eager"], mode)
@@ -274,13 +274,13 @@ def test_sampling_graph_modes_agree_on_many_draws():
         assert_results_equal(results[mode], results["eager"], mode)
 
 
-@pytest.mark.parametrize("strategy", ["greedy", "sampling"])
-def test_tensor_max_length_in_tf_function(strategy):
+@pytest.mark.parametrize("method", ["greedy", "sampling"])
+def test_tensor_max_length_in_tf_function(method):
     model = random_scripted_model(seed=17, logit_scale=0.8)
 
     def search(max_length):
         state = model.initial_state(ROWS)
-        if strategy == "greedy":
+        if method == "greedy":
             return greedy_search(model.step_fn, state, STARTS, END, max_length)
         return sampling_search(model.step_fn, state, STARTS, END, max_length, seed=4)
 
