@@ -160,6 +160,7 @@ class AttentionDecoder(keras.layers.Layer):
             cell_outputs, memory, value_mask=memory_mask, projected_keys=projected_keys,
             return_attention_scores=True, training=training,
         )  # --> [B, T, Dm], [B, T, S]
+        context = cell.gate_context(context, cell_outputs)  # beta [B, T, 1]: every step at once
         attentional = cell.attentional_state(context, cell_outputs)  # --> [B, T, A]
         outputs = attentional if cell.output_attention else cell_outputs
         final_attentional = attentional[:, -1]

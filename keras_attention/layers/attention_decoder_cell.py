@@ -63,6 +63,14 @@ class AttentionDecoderCell(keras.layers.Layer):
         initial_state: `"zeros"`, or `"mean_memory"` to compute every
             initial cell state as `tanh(W mean(memory))` over unmasked
             positions (Show, Attend and Tell).
+        context_gate: Gate the context with a learned scalar per step (Show,
+            Attend and Tell, Xu et al. 2015, section 4.2.1):
+            `beta_t = sigmoid(w_beta . q_t + b_beta)` `[B, 1]`, `q_t` the
+            attention query (`h_{t-1}` with `timing="bahdanau"`, the
+            paper's case; `h_t` with `"luong"`), and `beta_t * c_t`
+            replaces `c_t` everywhere: cell input, `W_c [c_t; h_t]`, and
+            the output without `W_c`. The returned attention weights stay
+            the unscaled distribution.
         **kwargs: Base layer keyword arguments.
 
     States: a tuple `(cell_states, attentional)` where `cell_states` is the
@@ -98,6 +106,7 @@ class AttentionDecoderCell(keras.layers.Layer):
         initial_state="zeros",
         attention_activation="tanh",
         attention_layer_norm=False,
+        context_gate=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -115,7 +124,9 @@ class AttentionDecoderCell(keras.layers.Layer):
             if isinstance(obj, dict):
                 raise TypeError(f"`{name}` must be a layer; use from_config for configs")
         if not hasattr(cell, "state_size"):
-            raise ValueError(f"`cell` must be a recurrent cell with `state_size`, received {cell!r}")
+            raise ValueError(
+                f"`cell` must be a recurrent cell with `state_size`, received {cell!r}"
+            )
         self.cell = cell
         self.attention = attention
         self.attention_layer_size = attention_layer_size
@@ -129,17 +140,16 @@ class AttentionDecoderCell(keras.layers.Layer):
                              "`attention_layer_size`")
         self.attention_activation = keras.activations.get(attention_activation)
         self.attention_layer_norm = bool(attention_layer_norm)
-        self.attention_projection = None
-        self.attention_norm = None
-        if attention_layer_size is not None:
-            self.attention_projection = keras.layers.Dense(
-                attention_layer_size, use_bias=False,
-                name="attention_projection", dtype=self.dtype_policy,
+        if not isinstance(context_gate, bool):
+            raise TypeError(
+                f"`context_gate` must be a bool, received {type(context_gate).__name__}"
             )
-            if self.attention_layer_norm:
-                self.attention_norm = keras.layers.LayerNormalization(
-                    name="attention_norm", dtype=self.dtype_policy)
-        self.state_initializers = None
+        self.context_gate = context_gate
+        # Sublayers made in `build`, with the layer's dtype policy.
+        self.attention_projection = None  # Dense W_c, when attention_layer_size is set
+        self.attention_norm = None  # LayerNormalization, when attention_layer_norm
+        self.state_initializers = None  # Dense per cell state, for "mean_memory"
+        self.context_gate_layer = None  # Dense f_beta: query --> [B, 1], for context_gate
 
     # ------------------------------------------------------------ properties
     @property
@@ -173,10 +183,24 @@ class AttentionDecoderCell(keras.layers.Layer):
         query_size = self.query_size
         if not self.attention.built:
             self.attention.build((None, query_size), memory_shape)
-        if self.attention_projection is not None and not self.attention_projection.built:
-            self.attention_projection.build((None, memory_dim + query_size))
-        if self.attention_norm is not None and not self.attention_norm.built:
+        # `build` runs again when the cell joins another AttentionDecoder:
+        # sublayers are made once (a built layer cannot take new state).
+        if self.attention_layer_size is not None and self.attention_projection is None:
+            self.attention_projection = keras.layers.Dense(
+                self.attention_layer_size, use_bias=False,
+                name="attention_projection", dtype=self.dtype_policy,
+            )
+            self.attention_projection.build((None, memory_dim + query_size))  # [c; h] --> A
+        if self.attention_layer_norm and self.attention_norm is None:
+            self.attention_norm = keras.layers.LayerNormalization(
+                name="attention_norm", dtype=self.dtype_policy
+            )
             self.attention_norm.build((None, self.attention_layer_size))
+        if self.context_gate and self.context_gate_layer is None:
+            self.context_gate_layer = keras.layers.Dense(
+                1, activation="sigmoid", name="context_gate", dtype=self.dtype_policy
+            )
+            self.context_gate_layer.build((None, query_size))  # q --> beta
         feed_size = 0
         if self.timing == "bahdanau":
             feed_size = memory_dim
@@ -258,7 +282,9 @@ class AttentionDecoderCell(keras.layers.Layer):
             return_attention_scores=True, training=training,
         )
         if self.timing == "bahdanau":
-            context, weights = attend(_query_from_states(self.cell, cell_states))
+            query = _query_from_states(self.cell, cell_states)
+            context, weights = attend(query)
+            context = self.gate_context(context, query)  # before it enters the cell
             cell_inputs = self.cell_input_fn(inputs, context)
             cell_output, new_cell_states = self.cell(cell_inputs, cell_states, training=training)
         else:
@@ -267,9 +293,22 @@ class AttentionDecoderCell(keras.layers.Layer):
                 cell_inputs = self.cell_input_fn(inputs, previous_attentional)
             cell_output, new_cell_states = self.cell(cell_inputs, cell_states, training=training)
             context, weights = attend(cell_output)
+            context = self.gate_context(context, cell_output)
         attentional = self.attentional_state(context, cell_output)
         outputs = attentional if self.output_attention else cell_output
         return outputs, (new_cell_states, attentional), weights
+
+    def gate_context(self, context, query):
+        """`beta * context`, `beta = sigmoid(f_beta(query))`; the context itself
+        without `context_gate`.
+
+        Works on single steps (context `[B, Dm]`, query `[B, H]`) and on
+        sequences (`[B, T, Dm]`, `[B, T, H]`); beta is `[B, 1]` or `[B, T, 1]`.
+        """
+        if self.context_gate_layer is None:
+            return context
+        beta = self.context_gate_layer(query)
+        return context * ops.cast(beta, context.dtype)
 
     def attentional_state(self, context, cell_output):
         """`f([LayerNorm](W_c [c; h]))`, or the context without a projection.
@@ -306,6 +345,7 @@ class AttentionDecoderCell(keras.layers.Layer):
             "initial_state": self.initial_state,
             "attention_activation": keras.activations.serialize(self.attention_activation),
             "attention_layer_norm": self.attention_layer_norm,
+            "context_gate": self.context_gate,
         }
         return {**base_config, **config}
 

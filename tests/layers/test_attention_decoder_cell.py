@@ -2,9 +2,10 @@
 
 The reference below is written from the equations (Keras 3 `GRUCell` with
 `reset_after=True`, `LSTMCell`, Bahdanau additive and Luong "general"
-scores, `a_t = tanh(W_c [c_t; h_t])`), in float64, reading only the layers'
-weights. Every weight, bias and state is random so that zero biases or zero
-states cannot hide a wrong term.
+scores, `a_t = tanh(W_c [c_t; h_t])`, the Show, Attend and Tell context
+gate `beta_t c_t`), in float64, reading only the layers' weights. Every
+weight, bias and state is random so that zero biases or zero states cannot
+hide a wrong term.
 """
 
 import copy
@@ -94,17 +95,33 @@ def np_top_h(cell, states):
     return states[0]
 
 
-def np_step(dc, cell_input_fn, x, states, memory, memory_mask):
-    """One step of the attention decoder cell `dc`, from the equations."""
+def np_gate(dc, context, query):
+    """Xu et al. 2015, 4.2.1: `beta = sigmoid(w . q + b)` [B, 1] scales the context [B, Dm]."""
+    gate = dc.context_gate_layer
+    beta = _sigmoid(query @ _np(gate.kernel) + _np(gate.bias))  # [B, H] @ [H, 1]
+    return beta * context
+
+
+def np_step(dc, cell_input_fn, x, states, memory, memory_mask, apply_gate=True):
+    """One step of the attention decoder cell `dc`, from the equations.
+
+    `apply_gate=False` leaves out the context gate of a gated cell, to show
+    that a test would notice it missing.
+    """
     cell_states, previous = states
+    gated = dc.context_gate and apply_gate
     if dc.timing == "bahdanau":
-        context, weights = np_attention(dc.attention, np_top_h(dc.cell, cell_states), memory,
-                                        memory_mask)
+        query = np_top_h(dc.cell, cell_states)  # h_{t-1}
+        context, weights = np_attention(dc.attention, query, memory, memory_mask)
+        if gated:
+            context = np_gate(dc, context, query)
         h, new_cell_states = np_rnn(dc.cell, cell_input_fn(x, context), cell_states)
     else:
         cell_in = cell_input_fn(x, previous) if dc.input_feeding else x
         h, new_cell_states = np_rnn(dc.cell, cell_in, cell_states)
-        context, weights = np_attention(dc.attention, h, memory, memory_mask)
+        context, weights = np_attention(dc.attention, h, memory, memory_mask)  # query h_t
+        if gated:
+            context = np_gate(dc, context, h)
     if dc.attention_layer_size:
         projected = np.concatenate([context, h], -1) @ _np(dc.attention_projection.kernel)
         if dc.attention_layer_norm:
@@ -264,6 +281,53 @@ def test_layer_normalized_attentional_state_matches_numpy(activation, timing, in
 def test_layer_norm_needs_a_projection():
     with pytest.raises(ValueError, match="attention_layer_size"):
         make_cell("gru", "general", attention_layer_size=None, attention_layer_norm=True)
+
+
+@pytest.mark.parametrize("how", ["global policy", "dtype argument"])
+def test_sublayers_take_the_cell_dtype_policy(how, dtype_policy):
+    """W_c, its LayerNorm and the initial-state layers are made in `build`
+    with the cell's policy, even when the global one differs by then."""
+    rng, x, memory, memory_mask = _data()
+    kwargs = {"dtype": "mixed_float16"} if how == "dtype argument" else {}
+    if how == "global policy":
+        dtype_policy("mixed_float16")
+    dc = AttentionDecoderCell(
+        keras.layers.GRUCell(UNITS, **kwargs), DotAttention("general", **kwargs),
+        attention_layer_size=A_SIZE, attention_layer_norm=True, initial_state="mean_memory",
+        input_feeding=False, context_gate=True, **kwargs,
+    )
+    keras.config.set_dtype_policy("float32")
+    assert dc.attention_projection is None and dc.attention_norm is None  # made in build
+    assert dc.context_gate_layer is None
+    dc.build((None, DIN), (None, S, DM))
+    sublayers = [dc.attention_projection, dc.attention_norm, dc.context_gate_layer,
+                 *dc.state_initializers]
+    assert [layer.dtype_policy.name for layer in sublayers] == ["mixed_float16"] * 4
+    assert {w.dtype for layer in sublayers for w in layer.weights} == {"float32"}
+    randomize(dc, rng)
+
+    states = dc.get_initial_state(f32(memory), memory_mask)
+    out, _, _ = dc.step(f32(x[:, 0]), states, f32(memory), memory_mask)
+    assert out.dtype == "float16"
+    initial = keras.tree.map_structure(_np, states)
+    assert_close(out, np_step(dc, np_concat, x[:, 0], initial, memory, memory_mask)[0],
+                 atol=5e-3, what="float16 step")
+
+    # A second decoder builds the built cell again: no new sublayers.
+    projection, gate, num_weights = dc.attention_projection, dc.context_gate_layer, len(dc.weights)
+    sequence = AttentionDecoder(dc)(f32(x), f32(memory), memory_mask=memory_mask)  # fast path
+    assert dc.attention_projection is projection and dc.context_gate_layer is gate
+    assert len(dc.weights) == num_weights
+    assert_close(sequence, np_decode(dc, x, initial, memory, memory_mask)[0], atol=1e-2,
+                 what="float16 sequence")
+
+    # The policy travels in the config to the sublayers of a clone.
+    clone = AttentionDecoderCell.from_config(dc.get_config())
+    clone.build((None, DIN), (None, S, DM))
+    assert clone.attention_norm.dtype_policy.name == "mixed_float16"
+    clone.set_weights(dc.get_weights())
+    np.testing.assert_array_equal(
+        _np(clone.step(f32(x[:, 0]), states, f32(memory), memory_mask)[0]), _np(out))
 
 
 def test_bahdanau_ignores_input_feeding():
@@ -493,6 +557,127 @@ def test_stacked_cells_match_numpy(timing, feed):
     assert_close((out, weights, states), (ref_out, ref_w, ref_states))
 
 
+# ------------------------------------------- context gate (Xu et al. 2015, 4.2.1)
+@pytest.mark.parametrize("output_attention", [True, False])
+@pytest.mark.parametrize("size", [None, A_SIZE])
+@pytest.mark.parametrize("timing,input_feeding,rnn,attention", [
+    ("bahdanau", False, "gru", "additive"), ("luong", True, "lstm", "general"),
+    ("luong", False, "gru", "general"),
+])
+def test_gated_step_matches_numpy(timing, input_feeding, rnn, attention, size, output_attention):
+    rng, x, memory, memory_mask = _data()
+    dc = make_cell(rnn, attention, attention_layer_size=size, timing=timing,
+                   input_feeding=input_feeding, output_attention=output_attention,
+                   context_gate=True)
+    dc.build((None, DIN), (None, S, DM))
+    assert tuple(dc.context_gate_layer.kernel.shape) == (UNITS, 1)  # f_beta: query --> beta
+    randomize(dc, rng)  # the gate's bias too
+    states = random_states(dc, rng)
+    out, new_states, weights = dc.step(f32(x[:, 0]), f32(states), f32(memory), memory_mask)
+    ref = np_step(dc, np_concat, x[:, 0], states, memory, memory_mask)
+    assert_close((out, new_states, weights), ref, what="gated step")
+    # The weights stay the unscaled distribution over the unmasked memory.
+    np.testing.assert_allclose(_np(weights).sum(-1), 1.0, atol=1e-5)
+    # beta is well inside (0, 1) here: a gate left out would not match.
+    ungated = np_step(dc, np_concat, x[:, 0], states, memory, memory_mask, apply_gate=False)
+    gap = max(np.abs(a - b).max() for a, b in zip(keras.tree.flatten(ref[:2]),
+                                                  keras.tree.flatten(ungated[:2])))
+    assert gap > 1e-2
+
+
+@pytest.mark.parametrize("timing,input_feeding,rnn,attention", [
+    ("bahdanau", False, "lstm", "additive"), ("luong", True, "gru", "general"),
+    ("luong", False, "gru", "additive"), ("luong", False, "lstm", "general"),
+])
+def test_gated_sequence_paths_agree_with_numpy(timing, input_feeding, rnn, attention):
+    rng, x, memory, memory_mask = _data()
+    slow, auto = _decoder_pair(timing, input_feeding, rnn, attention, rng, context_gate=True)
+    assert auto.uses_fast_path == (timing == "luong" and not input_feeding)
+    inputs_mask = _target_mask()
+    initial = random_states(slow.cell, rng)[0]
+    ref_out, ref_w, ref_states = np_decode(slow.cell, x, (initial, np.zeros((B, A_SIZE))),
+                                           memory, memory_mask, inputs_mask)
+    results = {}
+    for name, decoder in (("step path", slow), ("auto path", auto)):
+        out, weights, states = decoder(
+            f32(x), f32(memory), memory_mask=memory_mask, inputs_mask=inputs_mask,
+            initial_state=f32(initial), return_attention_scores=True, return_state=True,
+        )
+        results[name] = (out, weights, states)
+        assert_close(_np(out)[inputs_mask], ref_out[inputs_mask], what=f"{name} outputs")
+        assert_close(_np(weights)[inputs_mask], ref_w[inputs_mask], what=f"{name} weights")
+        assert_close(states, ref_states, what=f"{name} final state")
+    assert_close(results["auto path"], keras.tree.map_structure(_np, results["step path"]),
+                 what="auto vs step path")
+
+
+@pytest.mark.parametrize("timing,input_feeding,size", [
+    ("bahdanau", False, A_SIZE), ("luong", True, A_SIZE), ("luong", False, A_SIZE),
+    ("luong", True, None),
+])
+def test_closed_gate_removes_the_context(timing, input_feeding, size):
+    """beta -> 0 (gate bias -1e4): the decoder is an ungated twin with the
+    same weights whose context is zero (an all-zero memory); beta -> 1
+    (bias +1e4): the ungated twin over the real memory."""
+    rng, x, memory, memory_mask = _data()
+    gated, plain = (
+        AttentionDecoder(make_cell("gru", "additive", attention_layer_size=size, timing=timing,
+                                   input_feeding=input_feeding, context_gate=gate))
+        for gate in (True, False)
+    )
+    for decoder in (gated, plain):
+        decoder.build((None, T, DIN), (None, S, DM))
+    randomize(gated, rng)
+    for name in ("cell", "attention", "attention_projection"):
+        if getattr(plain.cell, name) is not None:
+            getattr(plain.cell, name).set_weights(getattr(gated.cell, name).get_weights())
+
+    def run(decoder, mem):  # --> (outputs [B, T, O], weights [B, T, S], final states)
+        return keras.tree.map_structure(_np, decoder(
+            f32(x), f32(mem), memory_mask=memory_mask, return_attention_scores=True,
+            return_state=True))
+
+    half_open = run(gated, memory)
+    bias = gated.cell.context_gate_layer.bias
+    bias.assign(np.full((1,), -1e4, "float32"))
+    closed = run(gated, memory)
+    # Weights differ (the twin attends over zeros); outputs and states do not.
+    zero_context = run(plain, np.zeros_like(memory))
+    assert_close((closed[0], closed[2]), (zero_context[0], zero_context[2]), what="closed gate")
+    assert np.abs(closed[0] - half_open[0]).max() > 1e-2  # the gate did change the outputs
+    bias.assign(np.full((1,), 1e4, "float32"))
+    assert_close(run(gated, memory), run(plain, memory), what="open gate")
+
+
+def test_context_gate_config_round_trip():
+    rng, x, memory, memory_mask = _data()
+    dc = make_cell("lstm", "additive", attention_layer_size=A_SIZE, timing="bahdanau",
+                   context_gate=True)
+    dc.build((None, DIN), (None, S, DM))
+    randomize(dc, rng)
+    config = dc.get_config()
+    json.dumps(config)
+    assert config["context_gate"] is True
+    clone = AttentionDecoderCell.from_config(config)
+    assert clone.context_gate is True and clone.get_config() == config
+    clone.build((None, DIN), (None, S, DM))
+    assert len(clone.weights) == len(dc.weights)
+    clone.set_weights(dc.get_weights())
+    states = f32(random_states(dc, rng))
+    keras.tree.map_structure(
+        np.testing.assert_array_equal,
+        keras.tree.map_structure(_np, clone.step(f32(x[:, 0]), states, f32(memory), memory_mask)),
+        keras.tree.map_structure(_np, dc.step(f32(x[:, 0]), states, f32(memory), memory_mask)),
+    )
+    # Through the decoder's config too.
+    decoder = AttentionDecoder.from_config(AttentionDecoder(dc).get_config())
+    assert decoder.cell.context_gate is True
+    # Off by default; configs written before the option load ungated.
+    assert make_cell().get_config()["context_gate"] is False
+    legacy = {k: v for k, v in config.items() if k != "context_gate"}
+    assert AttentionDecoderCell.from_config(legacy).context_gate is False
+
+
 # --------------------------------------------------------------- serialization
 def _sequence_inputs():
     _, x, memory, memory_mask = _data()
@@ -544,13 +729,14 @@ def test_config_round_trip(timing, feed, rnn, att, init):
                  keras.tree.map_structure(_np, decoder(x, memory, **kwargs)))
 
 
-def _functional_model(timing, feed, fast_path):
+def _functional_model(timing, feed, fast_path, layer_norm=False, context_gate=False):
     xi = keras.Input((None, DIN), name="x")
     mi = keras.Input((None, DM), name="memory")
     mm = keras.Input((None,), dtype="bool", name="memory_mask")
     tm = keras.Input((None,), dtype="bool", name="inputs_mask")
     dc = make_cell("lstm", "additive", attention_layer_size=A_SIZE, timing=timing,
-                   input_feeding=feed, initial_state="mean_memory")
+                   input_feeding=feed, initial_state="mean_memory",
+                   attention_layer_norm=layer_norm, context_gate=context_gate)
     out, weights, (cell_states, attentional) = AttentionDecoder(dc, fast_path=fast_path)(
         xi, mi, memory_mask=mm, inputs_mask=tm, return_attention_scores=True, return_state=True
     )
@@ -559,13 +745,15 @@ def _functional_model(timing, feed, fast_path):
     return keras.Model({"x": xi, "memory": mi, "memory_mask": mm, "inputs_mask": tm}, outputs)
 
 
-@pytest.mark.parametrize("timing,feed,fast_path", [
-    ("bahdanau", False, "auto"), ("luong", False, "auto"), ("luong", False, "never"),
+@pytest.mark.parametrize("timing,feed,fast_path,layer_norm,gate", [
+    ("bahdanau", False, "auto", True, False), ("luong", False, "auto", True, False),
+    ("luong", False, "never", False, False),
+    ("bahdanau", False, "auto", False, True), ("luong", False, "auto", True, True),
 ])
-def test_saved_keras_and_savedmodel_reload(tmp_path, timing, feed, fast_path):
+def test_saved_keras_and_savedmodel_reload(tmp_path, timing, feed, fast_path, layer_norm, gate):
     rng = np.random.default_rng(4)
     x, memory, memory_mask, inputs_mask = _sequence_inputs()
-    model = _functional_model(timing, feed, fast_path)
+    model = _functional_model(timing, feed, fast_path, layer_norm, gate)
     randomize(model, rng)
     inputs = {"x": x, "memory": memory, "memory_mask": tf.constant(memory_mask),
               "inputs_mask": tf.constant(inputs_mask)}
@@ -581,7 +769,24 @@ def test_saved_keras_and_savedmodel_reload(tmp_path, timing, feed, fast_path):
     path = str(tmp_path / "decoder.keras")
     model.save(path)
     reloaded = keras.saving.load_model(path)  # no custom_objects: registered classes
-    assert_close(reloaded(inputs), expected, what=".keras reload")
+    (reloaded_decoder,) = [layer for layer in reloaded.layers
+                           if isinstance(layer, AttentionDecoder)]
+    assert reloaded_decoder.cell.context_gate is gate
+    if gate:  # the gate's weights were loaded, not left at their initial values
+        np.testing.assert_array_equal(_np(reloaded_decoder.cell.context_gate_layer.bias),
+                                      _np(dc.context_gate_layer.bias))
+    # Same weights, same graph, same machine: the very same numbers.
+    keras.tree.map_structure(np.testing.assert_array_equal,
+                             keras.tree.map_structure(_np, reloaded(inputs)), expected)
+    # Weights alone into a fresh model (its projection, norm and initial
+    # state layers are made when the graph builds it).
+    weights_path = str(tmp_path / "decoder.weights.h5")
+    model.save_weights(weights_path)
+    fresh = _functional_model(timing, feed, fast_path, layer_norm, gate)
+    assert len(fresh.weights) == len(model.weights)
+    fresh.load_weights(weights_path)
+    keras.tree.map_structure(np.testing.assert_array_equal,
+                             keras.tree.map_structure(_np, fresh(inputs)), expected)
 
     export_dir = str(tmp_path / "exported")
     model.export(export_dir, verbose=False)
@@ -670,6 +875,9 @@ def test_errors():
         AttentionDecoderCell(gru, att, attention_layer_size=0)
     with pytest.raises(ValueError, match="recurrent cell"):
         AttentionDecoderCell(keras.layers.Dense(4), att)
+    for bad in (1, "yes", None):
+        with pytest.raises(TypeError, match="context_gate"):
+            AttentionDecoderCell(gru, att, context_gate=bad)
     with pytest.raises(TypeError, match="layer"):
         AttentionDecoderCell({"class_name": "GRUCell"}, att)
     feeding = AttentionDecoderCell(gru, att, input_feeding=True)
