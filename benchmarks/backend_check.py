@@ -11,17 +11,13 @@ on a small random seq2seq decoder; mixed_bfloat16 stays finite. Then times
 one AdditiveAttention forward at B=64, T=100, units=256 (median of 20).
 """
 
-import os
-import sys
 import time
 
 import keras
 import numpy as np
 from keras import ops
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
-                                "layers"))
-from numpy_reference import reference_for  # noqa: E402
+from keras_attention.testing.numpy_reference import reference_for
 
 from keras_attention import (  # noqa: E402
     AdditiveAttention, AttentionDecoder, AttentionDecoderCell, DotAttention, decoding,

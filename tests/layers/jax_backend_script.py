@@ -21,7 +21,7 @@ except Exception as error:  # ImportError, or a broken jaxlib
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from numpy_reference import reference_for  # noqa: E402
+from keras_attention.testing.numpy_reference import reference_for  # noqa: E402
 
 ATOL = 1e-5
 

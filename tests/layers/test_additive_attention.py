@@ -9,7 +9,7 @@ import keras
 from keras_attention import AdditiveAttention
 
 from attention_cases import case_inputs, float_array, randomize_weights, to_numpy
-from numpy_reference import additive_scores, attend, reference_for
+from keras_attention.testing.numpy_reference import additive_scores, attend, reference_for
 
 ATOL = 1e-5
 

@@ -1,7 +1,7 @@
 """Behaviour shared by every attention layer, parametrized over all score variants.
 
 Every numerical assertion compares against the float64 numpy reference
-(`numpy_reference.py`) or against another way of computing the same thing
+(`keras_attention/testing/numpy_reference.py`) or against another way of computing the same thing
 (precomputed keys vs. not, masks by hand vs. implicit Keras masks, ...).
 """
 
@@ -20,7 +20,7 @@ from attention_cases import (
     randomize_weights, to_numpy,
 )
 from harness import check_layer
-from numpy_reference import layer_kind, layer_weights, reference_attention, reference_for
+from keras_attention.testing.numpy_reference import layer_kind, layer_weights, reference_attention, reference_for
 
 ATOL = 1e-5
 B, TQ, TV, D, DV = 3, 4, 5, 4, 3
