@@ -30,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.common import describe_machine, markdown_table  # noqa: E402
 
 from benchmarks.reference_nmt import ReferenceNMT  # noqa: E402
+from training.core import fitting  # noqa: E402
 from training.translation import train as train_lib  # noqa: E402
 from training.translation.config import PRESETS, TranslationConfig  # noqa: E402
 from training.translation.export import Translator  # noqa: E402
@@ -62,11 +63,12 @@ def reference_optimizer(config, total_steps):
 
 
 def train_and_score(name, config, corpus, workdir, model_builder=train_lib.build_model,
-                    optimizer_builder=train_lib.default_optimizer):
+                    optimizer_builder=fitting.default_optimizer):
     start = time.monotonic()
-    model, source_vocabulary, target_vocabulary, history = train_lib.train(
+    fit_result, source_vocabulary, target_vocabulary = train_lib.train(
         config, workdir, corpus, log=print, model_builder=model_builder,
         optimizer_builder=optimizer_builder)
+    model = fit_result.model
     seconds = time.monotonic() - start
     translator = Translator(model, source_vocabulary, target_vocabulary, config.max_target_tokens,
                             config.beam_width, config.length_penalty, config.num_hypotheses)
@@ -155,11 +157,11 @@ def latency(args):
         texts = tf.constant(sources[:batch])
         for name in ("serving_default", "beam_search"):
             function = translator.signatures[name]
-            function(text=texts)  # warm up
+            function(source_text=texts)  # warm up
             samples = []
             for _ in range(args.repeats):
                 start = time.perf_counter()
-                function(text=texts)
+                function(source_text=texts)
                 samples.append(time.perf_counter() - start)
             rows.append({"signature": name, "batch": batch,
                          "median ms": round(1000 * float(np.median(samples)), 1),

@@ -15,6 +15,7 @@ import keras
 from keras import ops
 
 from keras_attention import decoding
+from training.core.seq2seq import end_at_row_limits
 
 
 class ReferenceNMT(keras.Model):
@@ -59,11 +60,16 @@ class ReferenceNMT(keras.Model):
         logits = ops.cast(self.output_layer(x[:, 0]), "float32")
         return logits, new_state, weights[:, 0, 0]
 
-    def generate(self, source, start_token, end_token, max_length, strategy="greedy", **options):
+    def generate(self, source, start_token, end_token, max_length, method="greedy",
+                 max_lengths=None, **options):
         context, context_mask = self.encode(source)
         batch_size = ops.shape(context)[0]
         state = [ops.zeros((batch_size, self.units))]
         start_tokens = ops.full((batch_size,), start_token, dtype="int32")
-        search = {"greedy": decoding.greedy_search, "beam": decoding.beam_search}[strategy]
-        return search(self.step, state, start_tokens, end_token, max_length,
-                      constants=(context, context_mask), **options)
+        step_fn, constants = self.step, (context, context_mask)
+        if max_lengths is not None:
+            step_fn = end_at_row_limits(self.step, end_token)
+            state = (state, ops.zeros((batch_size,), "int32"))
+            constants = (constants, ops.cast(max_lengths, "int32"))
+        return decoding.get(method)(step_fn, state, start_tokens, end_token, max_length,
+                                    constants=constants, **options)

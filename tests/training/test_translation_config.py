@@ -52,7 +52,8 @@ def test_unknown_preset():
 
 
 def test_json_file_over_preset_and_overrides_over_json(tmp_path):
-    path = write_json(tmp_path, {"units": 48, "dropout": 0.25, "data": "files", "epochs": 7})
+    path = write_json(tmp_path, {"units": 48, "dropout": 0.25, "data": "files", "epochs": 7,
+                                 "data_files": "pairs.tsv"})
     config = load("tiny", path, ["epochs=9"])
     assert config.units == 48 and config.dropout == 0.25 and config.data == "files"
     assert config.epochs == 9  # the override wins
@@ -119,7 +120,7 @@ def test_override_without_equals_sign():
 
 
 def test_json_values_are_checked(tmp_path):
-    assert load(config_file=write_json(tmp_path, {"units": 3.0})).units == 3
+    assert load(config_file=write_json(tmp_path, {"units": 4.0})).units == 4
     assert load(config_file=write_json(tmp_path, {"tfds_data_dir": None})).tfds_data_dir is None
     for values, field in (({"units": 2.5}, "units"), ({"units": None}, "units"),
                           ({"skip_bad_lines": 1}, "skip_bad_lines"),

@@ -116,8 +116,21 @@ def trained(tmp_path_factory):
         patch.setattr(train_lib, "Translator", RecordingTranslator)
         report = train_lib.train_and_evaluate(config, workdir, corpus=corpus, log=logs.append)
     assert len(translators) == 1
-    return dict(report=report, translator=translators[0], workdir=workdir, corpus=corpus,
-                config=config, logs=logs, seconds=time.monotonic() - started)
+    seconds = time.monotonic() - started
+    translator = translators[0]
+    # An untrained model that never says the end token: it runs to every limit.
+    untrained = train_lib.build_model(config, translator.source_vocabulary.size,
+                                      translator.target_vocabulary.size)
+    untrained({"source": np.ones((1, 3), "int32"), "target_in": np.ones((1, 2), "int32")})
+    bias = untrained.output_projection.bias
+    bias.assign(np.where(np.arange(bias.shape[0]) == 3, -1e4, 0.0).astype("float32"))
+    untrained_translator = train_lib.Translator(
+        untrained, translator.source_vocabulary, translator.target_vocabulary,
+        config.max_target_tokens, config.beam_width, config.length_penalty,
+        config.num_hypotheses)
+    return dict(report=report, translator=translator, workdir=workdir, corpus=corpus,
+                config=config, logs=logs, seconds=seconds,
+                untrained_translator=untrained_translator)
 
 
 def test_learns_the_toy_language_beyond_chance(trained):
@@ -177,7 +190,8 @@ def test_report_files_plots_and_export_layout(trained):
     assert os.path.isfile(os.path.join(export, "saved_model.pb"))
     assert os.path.isdir(os.path.join(export, "variables"))
     for name in ("config.json", "vocabulary.source.json", "vocabulary.target.json",
-                 "model.keras", "checkpoints/latest.json"):
+                 "model.keras", "checkpoints/latest.json",
+                 "export/toy/3/assets.extra/metadata.json"):
         assert os.path.exists(os.path.join(workdir, name)), name
 
 
@@ -185,8 +199,8 @@ def test_hypotheses_file_matches_in_process_translator(trained):
     import tensorflow as tf
 
     test = trained["corpus"].test[: trained["report"]["test_pairs"]]
-    out = trained["translator"].translate(tf.constant([s for s, _ in test]))
-    translations = [t.decode("utf-8") for t in out["translation"].numpy()]
+    out = trained["translator"].greedy(tf.constant([s for s, _ in test]))
+    translations = [t.decode("utf-8") for t in out["text"].numpy()]
     greedy_file = os.path.join(trained["workdir"], "test.hypotheses.greedy.txt")
     with open(greedy_file, encoding="utf-8") as f:
         assert f.read().split("\n")[:-1] == translations
@@ -205,95 +219,113 @@ def test_saved_keras_model_loads_with_its_loss(trained):
     assert loaded.loss.label_smoothing == trained["config"].label_smoothing
 
 
-EXPORT_CHECK = textwrap.dedent(r"""
-    import json, sys
-
-    class Blocked:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("keras_attention", "training"):
-                raise ImportError("blocked: " + name)
-            return None
-
-    sys.meta_path.insert(0, Blocked())
-    for name in ("keras_attention", "training"):
-        try:
-            __import__(name)
-        except ImportError:
-            pass
-        else:
-            raise SystemExit(name + " is importable")
-
-    import tensorflow as tf
-
-    export_dir, texts = sys.argv[1], json.loads(sys.argv[2])
-    texts = [t.encode("latin-1") for t in texts]  # raw bytes, not necessarily UTF-8
-    loaded = tf.saved_model.load(export_dir)
-    greedy = loaded.signatures["serving_default"](text=tf.constant(texts))
-    beam = loaded.signatures["beam_search"](text=tf.constant(texts))
-    as_text = lambda a: a.decode("utf-8")
-    print("RESULT " + json.dumps({
-        "translation": [as_text(t) for t in greedy["translation"].numpy()],
-        "length": greedy["length"].numpy().tolist(),
-        "source_tokens": [[as_text(w) for w in row if w]
-                          for row in greedy["source_tokens"].numpy()],
-        "beam": [[as_text(t) for t in row] for row in beam["translations"].numpy()],
-        "beam_lengths": beam["lengths"].numpy().tolist(),
-        "beam_scores": beam["scores"].numpy().tolist(),
-        "blocked_modules": sorted(m for m in sys.modules
-                                  if m.split(".")[0] in ("keras_attention", "training")),
-    }))
-""")
-
-
 def test_export_runs_without_the_package(trained, tmp_path):
     import tensorflow as tf
+
+    from export_check import check_metadata_matches_signatures, run_in_fresh_process
 
     config = trained["config"]
     normal = ["cat sees dog.", "the big red book eats green house.", "Small cat, big dog!",
               "zebra eats cat."]
     long_text = " ".join(["green dog"] * (config.max_source_tokens + 20))  # 2x that many words
-    texts = [b"", *(t.encode() for t in normal), long_text.encode(), b"\xff\xfe abc"]
-    result = subprocess.run(
-        [sys.executable, "-c", EXPORT_CHECK, os.path.abspath(trained["report"]["export"]),
-         json.dumps([t.decode("latin-1") for t in texts])],
-        cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    line = [x for x in result.stdout.splitlines() if x.startswith("RESULT ")][-1]
-    out = json.loads(line[len("RESULT "):])
-    assert out["blocked_modules"] == []
+    texts = [b"", *(t.encode() for t in normal), long_text.encode(), b"\xff\xfe abc", b"   \t "]
+    out = run_in_fresh_process(trained["report"]["export"],
+                               {"source_text": {"bytes": [t.decode("latin-1") for t in texts]}},
+                               cwd=tmp_path)
+    check_metadata_matches_signatures(out)
+    assert out["metadata"]["task"] == "translation"
+    greedy, beam = out["signatures"]["serving_default"], out["signatures"]["beam_search"]
+    n = min(config.num_hypotheses, config.beam_width)
 
-    # "" -> "" with length 0, in both signatures.
-    assert out["translation"][0] == "" and out["length"][0] == 0
-    assert set(out["beam"][0]) == {""} and set(out["beam_lengths"][0]) == {0}
-    assert len(out["beam"][0]) == min(config.num_hypotheses, config.beam_width)
+    # "" and whitespace -> "" with length 0 and score 0, in both signatures.
+    for row in (0, len(texts) - 1):
+        assert greedy["text"][row] == "" and greedy["length"][row] == 0
+        assert greedy["score"][row] == 0.0
+        assert beam["text"][row] == [""] * n and beam["length"][row] == [0] * n
     # The long input is cut at max_source_tokens; the output at max_target_tokens.
     long_row = 1 + len(normal)
-    assert len(out["source_tokens"][long_row]) == config.max_source_tokens
-    assert 0 < out["length"][long_row] <= config.max_target_tokens
+    assert len([w for w in greedy["source_tokens"][long_row] if w]) == config.max_source_tokens
+    assert 0 < greedy["length"][long_row] <= config.max_target_tokens
     # Invalid UTF-8 became U+FFFD before tokenization.
-    assert out["source_tokens"][-1] == ["\ufffd", "\ufffd", "abc"]
-    assert all(np.isfinite(s) for row in out["beam_scores"] for s in row)
+    assert greedy["source_tokens"][-2][:3] == ["\ufffd", "\ufffd", "abc"]
+    assert all(np.isfinite(s) for row in beam["score"] for s in row)
+    assert [len(row) for row in beam["text"]] == [n] * len(texts)
 
-    # Same translations as the in-process Translator, alone or in this batch.
+    # Same translations as the in-process Translator.
     translator = trained["translator"]
-    alone = translator.translate(tf.constant(normal))["translation"].numpy()
-    batch = translator.translate(tf.constant(texts))["translation"].numpy()
-    assert out["translation"][1:long_row] == [t.decode() for t in alone]
-    assert out["translation"] == [t.decode() for t in batch]
-    beam_alone = translator.translate_beam(tf.constant(normal))["translations"].numpy()
-    assert [row[0] for row in out["beam"][1:long_row]] == [r[0].decode() for r in beam_alone]
+    batch = translator.greedy(tf.constant(texts))["text"].numpy()
+    assert greedy["text"] == [t.decode() for t in batch]
+    beam_batch = translator.beam(tf.constant(texts))["text"].numpy()
+    assert beam["text"] == [[t.decode() for t in row] for row in beam_batch]
     # And the toy sentence is translated right.
-    assert out["translation"][1].lower() == toy_translation("cat sees dog.").lower()
+    assert greedy["text"][1].lower() == toy_translation("cat sees dog.").lower()
+
+
+def _row(outputs, index, beam):
+    """Row `index` of a signature's outputs, cut to its own lengths."""
+    row = {key: np.asarray(value[index]) for key, value in outputs.items()}
+    lengths = np.atleast_1d(row["length"])
+    source_length = int(np.sum(row["source_tokens"] != b""))
+    out = {"text": row["text"].tolist(), "score": row["score"].tolist(),
+           "length": lengths.tolist(), "source_tokens": row["source_tokens"][:source_length].tolist()}
+    hypotheses = range(len(lengths)) if beam else [None]
+    for h in hypotheses:
+        pick = (lambda x: x[h]) if beam else (lambda x: x)
+        length = int(lengths[h if beam else 0])
+        out.setdefault("token_ids", []).append(pick(row["token_ids"])[:length].tolist())
+        out.setdefault("tokens", []).append(pick(row["tokens"])[:length].tolist())
+        out.setdefault("attention", []).append(
+            pick(row["attention"])[:length, :source_length])
+    return out
+
+
+def test_each_row_is_answered_alone(trained):
+    """Every signature gives a sentence the same answer alone and in a batch
+    with longer sentences (whose longer length limits and padding it shares)."""
+    import tensorflow as tf
+
+    translator = trained["translator"]
+    short = ["cat sees dog.", "dog", "red house eats"]
+    longer = ["the big red book eats green house and the small cat sees the dog " * 3,
+              "green dog " * 40]
+    batch = tf.constant([longer[0], short[0], longer[1], short[1], short[2]])
+    positions = {0: 1, 1: 3, 2: 4}  # short[i] -> its row in the batch
+    for signature, beam in ((translator.greedy, False), (translator.beam, True)):
+        together = {k: v.numpy() for k, v in signature(batch).items()}
+        for i, text in enumerate(short):
+            alone = {k: v.numpy() for k, v in signature(tf.constant([text])).items()}
+            want, got = _row(alone, 0, beam), _row(together, positions[i], beam)
+            for key in ("text", "length", "token_ids", "tokens", "source_tokens"):
+                assert got[key] == want[key], (text, key)
+            np.testing.assert_allclose(got["score"], want["score"], rtol=1e-5, atol=1e-5)
+            for a, b in zip(got["attention"], want["attention"]):
+                np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_rows_stop_at_their_own_limit(trained):
+    """A row's output limit is min(max_target_tokens, 2 * its words + 10)."""
+    import tensorflow as tf
+
+    translator = trained["translator"]
+    untrained = trained["untrained_translator"]  # loops: it never says the end token
+    texts = ["cat", "cat dog", " ".join(["dog"] * 30)]
+    for signature in (untrained.greedy, untrained.beam):
+        lengths = np.asarray(signature(tf.constant(texts))["length"].numpy()).reshape(3, -1)
+        for text, row in zip(texts, lengths):
+            limit = min(translator.max_output_tokens, 2 * len(text.split()) + 10)
+            assert row.max() <= limit, (text, row, limit)
+    greedy_lengths = untrained.greedy(tf.constant(texts))["length"].numpy()
+    assert greedy_lengths[0] == 12 and greedy_lengths[1] == 14
 
 
 # ---------------------------------------------------------------- resume
 def test_resume_after_sigkill(tmp_path):
+    """A real SIGKILL mid-run; the same command continues at the saved step."""
     data_file = write_tsv(tmp_path / "toy.tsv", toy_pairs(600))
     config_file = tmp_path / "long.json"
     config_file.write_text(json.dumps({
-        "data": "files", "data_files": data_file, "epochs": 1000, "steps_per_epoch": 10,
-        "max_train_seconds": 3, "max_eval_pairs": 8, "early_stopping_patience": 0,
+        "data": "files", "data_files": data_file, "epochs": 6, "steps_per_epoch": 10,
+        "checkpoint_steps": 3, "max_eval_pairs": 8, "early_stopping_patience": 0,
     }), encoding="utf-8")
     workdir = tmp_path / "run"
     command = cli("--preset", "tiny", "--config", str(config_file), "--workdir", str(workdir))
@@ -311,80 +343,28 @@ def test_resume_after_sigkill(tmp_path):
     assert marker.exists(), first_log[-3000:]
     assert process.returncode == -signal.SIGKILL
     assert not (workdir / "report.json").exists()
-    saved_epoch = json.loads(marker.read_text())["epoch"]
-    assert saved_epoch >= 1
+    saved_step = json.loads(marker.read_text())["step"]
+    assert saved_step >= 3
 
     second = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True,
                             text=True, timeout=300)
     output = second.stdout + second.stderr
     assert second.returncode == 0, output[-3000:]
-    resumed = re.search(r"resumed from (\S+) after epoch (\d+)", output)
+    resumed = re.search(r"resumed from (\S+) at step (\d+)", output)
     assert resumed, output[-3000:]
     assert resumed.group(1).endswith("latest.weights.h5")
-    epoch = int(resumed.group(2))
-    assert epoch >= max(1, saved_epoch)
-    # Training went on from the next epoch, and the run finished.
-    first_epoch_line = re.search(r"Epoch (\d+)/1000", output)
-    assert first_epoch_line and int(first_epoch_line.group(1)) == epoch + 1
+    step = int(resumed.group(2))
+    assert step >= saved_step
+    # Training went on in the epoch of that step, and the run finished.
+    first_epoch_line = re.search(r"Epoch (\d+)/6", output)
+    assert first_epoch_line and int(first_epoch_line.group(1)) == step // 10 + 1
+    if step % 10:
+        assert f"resuming at step {step}, {10 - step % 10} steps of it left" in output
     report = json.loads((workdir / "report.json").read_text(encoding="utf-8"))
-    assert report["config"]["epochs"] == 1000
+    assert report["config"]["epochs"] == 6
+    assert report["training"]["stopped_by"] == "steps" and report["training"]["steps"] == 60
     assert os.path.isfile(os.path.join(report["export"], "saved_model.pb"))
-    assert json.loads(marker.read_text())["epoch"] > epoch
-
-
-def test_restore_skips_corrupt_checkpoints(tmp_path):
-    import keras
-
-    from training.core import fitting
-
-    def make_model():
-        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
-        model.compile(keras.optimizers.Adam(0.01), "mse")
-        return model
-
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(64, 3)).astype("float32"), rng.normal(size=(64, 1)).astype("float32")
-    directory = str(tmp_path / "checkpoints")
-    snapshots = []
-    model = make_model()
-    model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False, callbacks=[
-        fitting.ResumableCheckpoint(directory),
-        keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: snapshots.append(
-            ([w.copy() for w in model.get_weights()], int(model.optimizer.iterations)))),
-    ])
-    assert sorted(os.listdir(directory)) == ["latest.json", "latest.weights.h5",
-                                             "previous.json", "previous.weights.h5"]
-
-    def restored(expected_epoch):
-        fresh, messages = make_model(), []
-        initial = [w.copy() for w in fresh.get_weights()]
-        epoch = fitting.restore(fresh, directory, log=messages.append)
-        assert epoch == expected_epoch, messages
-        if epoch:
-            weights, iterations = snapshots[epoch - 1]
-            for got, want in zip(fresh.get_weights(), weights):
-                np.testing.assert_array_equal(got, want)
-            assert int(fresh.optimizer.iterations) == iterations  # the optimizer state too
-        else:
-            for got, want in zip(fresh.get_weights(), initial):
-                np.testing.assert_array_equal(got, want)
-        return messages
-
-    assert restored(3) == [f"resumed from {directory}/latest.weights.h5 after epoch 3"]
-
-    latest = os.path.join(directory, "latest.weights.h5")
-    with open(latest, "r+b") as handle:  # a write cut short
-        handle.truncate(os.path.getsize(latest) // 2)
-    messages = restored(2)
-    assert "latest.weights.h5" in messages[0] and "unreadable" in messages[0]
-
-    with open(os.path.join(directory, "previous.json"), "w") as handle:
-        handle.write('{"epoch": ')
-    messages = restored(0)
-    assert len(messages) == 2 and all("skipping" in m for m in messages)
-
-    os.remove(latest)  # a weights file missing altogether: previous is still unreadable
-    assert restored(0)[0].startswith(f"checkpoint {directory}/previous.weights.h5")
+    assert json.loads(marker.read_text())["step"] == report["training"]["steps"] > step
 
 
 # ---------------------------------------------------------------- mirrored
@@ -413,9 +393,10 @@ MIRRORED_CHECK = textwrap.dedent(r"""
                                                  epochs=1, steps_per_epoch=1)))
     for name, run_config in runs:
         try:
-            model, _, _, history = train(
+            fit_result, _, _ = train(
                 dataclasses.replace(run_config, strategy=name.split("_")[0]),
                 os.path.join(workdir, name), corpus, log=lambda *a: None)
+            model, history = fit_result.model, fit_result
         except Exception as error:
             results[name] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
             continue
@@ -463,7 +444,7 @@ def test_mirrored_strategy_with_odd_first_dev_batch(mirrored_results):
     first batch with strategy.reduce("MEAN") (`_maybe_symbolic_build`), which
     fails when that batch does not split evenly over the replicas."""
     odd = mirrored_results["mirrored_odd"]
-    if "error" in odd:
+    if "error" in odd and "reduce" in odd["error"].lower():
         pytest.xfail(f"known Keras issue, dev set of {mirrored_results['dev']} pairs in one "
                      f"batch on 2 replicas: {odd['error'][:200]}")
     assert odd["replicas"] == 2 and np.isfinite(odd["val_loss"]).all()

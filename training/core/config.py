@@ -9,11 +9,54 @@ of the field.
 import argparse
 import dataclasses
 import json
+import math
+import os
 import typing
 
 
 class ConfigError(ValueError):
     """A config file or override names an unknown field or a bad value."""
+
+
+def option(default, *, choices=None, minimum=None, maximum=None, above=None, below=None):
+    """A config field with the values it accepts, checked by `check`.
+
+    `minimum`/`maximum` are inclusive bounds, `above`/`below` exclusive.
+    """
+    rules = {key: value for key, value in (("choices", choices), ("minimum", minimum),
+                                           ("maximum", maximum), ("above", above),
+                                           ("below", below)) if value is not None}
+    return dataclasses.field(default=default, metadata=rules)
+
+
+def check(config):
+    """Raises `ConfigError` naming the first field whose value is out of its
+    choices or range, then runs the config's own `check_combinations()`
+    (rules across fields). Returns `config`."""
+    for field in dataclasses.fields(config):
+        value, rules = getattr(config, field.name), field.metadata
+        if value is None or not rules:
+            continue
+        choices = rules.get("choices")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{field.name}: must be one of {', '.join(map(str, choices))}; "
+                              f"received {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{field.name}: must be a finite number, received {value!r}")
+            for rule, fails, words in (("minimum", lambda v, b: v < b, ">="),
+                                       ("maximum", lambda v, b: v > b, "<="),
+                                       ("above", lambda v, b: v <= b, ">"),
+                                       ("below", lambda v, b: v >= b, "<")):
+                if rule in rules and fails(value, rules[rule]):
+                    raise ConfigError(f"{field.name}: must be {words} {rules[rule]}, "
+                                      f"received {value!r}")
+    combinations = getattr(config, "check_combinations", None)
+    if combinations is not None:
+        problem = combinations()
+        if problem:
+            raise ConfigError(problem)
+    return config
 
 
 def _convert(field, value, origin):
@@ -102,7 +145,7 @@ def load(config_class, presets, preset=None, config_file=None, overrides=()):
             raise ConfigError(f"override {item!r} must look like key=value")
         key, value = item.split("=", 1)
         parsed[key.strip()] = value.strip()
-    return apply(config, parsed, "override")
+    return check(apply(config, parsed, "override"))
 
 
 def add_arguments(parser: argparse.ArgumentParser, presets, default_preset):
@@ -116,5 +159,67 @@ def add_arguments(parser: argparse.ArgumentParser, presets, default_preset):
 
 
 def save(config, path):
-    with open(path, "w", encoding="utf-8") as handle:
+    """Writes the config as JSON (atomically: a kill leaves the old file)."""
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
         json.dump(dataclasses.asdict(config), handle, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)
+
+
+DECODERS = {
+    # name: (attention timing, input feeding)
+    "fast": ("luong", False),        # attention after the RNN, batched over all steps
+    "bahdanau": ("bahdanau", True),  # query h_{t-1}, context into the cell input
+    "luong_feeding": ("luong", True),
+}
+ATTENTIONS = ("additive", "dot", "general", "scaled_dot")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """What every task's config has: the decoder, training, evaluation and
+    export. A task's config subclasses it and adds its data and encoder."""
+
+    # --- decoder ----------------------------------------------------------
+    rnn_type: str = option("gru", choices=("gru", "lstm"))  # encoder and decoder
+    embedding_dim: int = option(256, minimum=1)  # target (and text source) embeddings
+    units: int = option(256, minimum=1)          # decoder units
+    attention: str = option("additive", choices=ATTENTIONS)
+    attention_units: int = option(256, minimum=1)  # additive attention hidden size
+    decoder: str = option("fast", choices=tuple(DECODERS))
+    # Attentional state a = f(LayerNorm(W_c [c; h])): the norm makes the model use the
+    # source within the first 100 steps (Luong's plain tanh(W_c [c; h]) takes far longer).
+    attention_layer_norm: bool = True
+    attention_activation: str = option("linear", choices=("linear", "tanh", "relu"))
+    decoder_initial_state: str = option("zeros", choices=("zeros", "mean_memory"))
+    dropout: float = option(0.1, minimum=0.0, below=1.0)
+    # --- training ---------------------------------------------------------
+    seed: int = 1234
+    batch_size: int = option(64, minimum=1)
+    epochs: int = option(30, minimum=1)           # "epochs" of steps_per_epoch steps each
+    steps_per_epoch: int = option(200, minimum=1)  # a validation every epoch
+    checkpoint_steps: int = option(50, minimum=1)  # and a checkpoint every this many steps
+    max_train_seconds: float = option(0.0, minimum=0.0)  # 0: no limit; counts across resumes
+    learning_rate: float = option(2e-3, above=0.0)
+    warmup_steps: int = option(200, minimum=0)
+    label_smoothing: float = option(0.1, minimum=0.0, below=1.0)
+    clipnorm: float = option(5.0, minimum=0.0)   # 0: no clipping
+    early_stopping_patience: int = option(3, minimum=0)  # epochs without dev loss gain; 0: off
+    strategy: str = option("default", choices=("default", "mirrored", "multi_worker"))
+    # --- evaluation and export --------------------------------------------
+    beam_width: int = option(4, minimum=1)
+    length_penalty: float = option(0.6, minimum=0.0)
+    num_hypotheses: int = option(4, minimum=1)   # n-best returned by the beam signature
+    eval_batch_size: int = option(128, minimum=1)
+    plot_examples: int = option(4, minimum=0)
+    export_name: str = "model"
+    export_version: int = option(1, minimum=1)
+
+    def check_combinations(self):
+        """A message for a rule across fields that fails, else None."""
+        if self.num_hypotheses > self.beam_width:
+            return (f"num_hypotheses: must be <= beam_width ({self.beam_width}), "
+                    f"received {self.num_hypotheses}")
+        if not self.export_name or "/" in self.export_name or self.export_name.startswith("."):
+            return f"export_name: must be a plain directory name, received {self.export_name!r}"
+        return None

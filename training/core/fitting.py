@@ -1,15 +1,16 @@
-"""What every task's training shares: loss, schedule, strategies, callbacks,
-and checkpoints that survive interruption."""
+"""What every task's training shares: the loss, the schedule, strategies,
+checkpoints that resume exactly at the step where a run stopped, and `fit`,
+the one training function every task calls."""
 
+import dataclasses
 import json
 import os
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
-
-from training.core.seq2seq import AttentionSeq2Seq  # noqa: F401 (registers the class)
 
 
 # ------------------------------------------------------------------ loss
@@ -109,78 +110,344 @@ def split_cpu(devices):
 
 
 # ------------------------------------------------------------ checkpoints
-class ResumableCheckpoint(keras.callbacks.Callback):
-    """Saves weights + optimizer + epoch at the end of every epoch, atomically.
+class CheckpointMismatch(RuntimeError):
+    """A checkpoint was written by another model (another config)."""
 
-    Files in `directory`: `latest.weights.h5` + `latest.json`, and the
-    previous pair as `previous.*`. A file is written under a temporary name
-    and renamed, so a kill mid-write leaves the last good checkpoint; a
-    corrupt or partial one is skipped at restore (see `restore`).
+
+def variable_signature(model):
+    """`[[path, shape], ...]` of the model's weights: what a checkpoint must match."""
+    return [[v.path, list(v.shape)] for v in model.weights]
+
+
+def optimizer_step(model):
+    """Steps the model's optimizer has taken (also under tf.distribute)."""
+    return int(np.asarray(model.optimizer.iterations.numpy()))
+
+
+class Checkpointer:
+    """Weights + optimizer + training state in `directory`, written atomically.
+
+    Files: `latest.weights.h5` + `latest.json`, the pair before as
+    `previous.*`, and `best.weights.npz` (early stopping's best weights). A
+    file is written under a temporary name and renamed, so a kill mid-write
+    leaves the last good pair; a corrupt or partial pair is skipped at
+    restore. (Keras' `BackupAndRestore` overwrites its file in place and
+    resumes at the start of the epoch, which repeats the steps done since.)
     """
 
     def __init__(self, directory):
-        super().__init__()
         self.directory = directory
 
-    def on_epoch_end(self, epoch, logs=None):
+    def _path(self, name, suffix):
+        return os.path.join(self.directory, f"{name}{suffix}")
+
+    def save(self, model, state, best_weights=None):
+        """`state`: a JSON-able dict with at least `"step"`."""
         os.makedirs(self.directory, exist_ok=True)
-        latest = os.path.join(self.directory, "latest")
-        previous = os.path.join(self.directory, "previous")
-        temporary = os.path.join(self.directory, "writing")
-        self.model.save_weights(temporary + ".weights.h5", overwrite=True)
-        with open(temporary + ".json", "w", encoding="utf-8") as handle:
-            json.dump({"epoch": epoch + 1, "logs": _plain(logs)}, handle)
-        if os.path.exists(latest + ".json"):
-            os.replace(latest + ".weights.h5", previous + ".weights.h5")
-            os.replace(latest + ".json", previous + ".json")
-        os.replace(temporary + ".weights.h5", latest + ".weights.h5")
-        os.replace(temporary + ".json", latest + ".json")
+        if best_weights is not None:
+            temporary = self._path("writing-best", ".weights.npz")
+            np.savez(temporary, *best_weights)
+            os.replace(temporary, self._path("best", ".weights.npz"))
+        model.save_weights(self._path("writing", ".weights.h5"), overwrite=True)
+        with open(self._path("writing", ".json"), "w", encoding="utf-8") as handle:
+            json.dump({**state, "variables": variable_signature(model)}, handle)
+        if os.path.exists(self._path("latest", ".json")):
+            os.replace(self._path("latest", ".weights.h5"), self._path("previous", ".weights.h5"))
+            os.replace(self._path("latest", ".json"), self._path("previous", ".json"))
+        os.replace(self._path("writing", ".weights.h5"), self._path("latest", ".weights.h5"))
+        os.replace(self._path("writing", ".json"), self._path("latest", ".json"))
+
+    def restore(self, model, log=print):
+        """Loads the newest readable checkpoint into a built, compiled model.
+
+        Returns its state dict (None when there is none). Raises
+        `CheckpointMismatch` when the checkpoint holds other weights than the
+        model has (another config), naming the first difference.
+        """
+        for name in ("latest", "previous"):
+            weights, metadata = self._path(name, ".weights.h5"), self._path(name, ".json")
+            if not (os.path.exists(weights) and os.path.exists(metadata)):
+                continue
+            try:
+                with open(metadata, encoding="utf-8") as handle:
+                    state = json.load(handle)
+                int(state["step"])
+            except Exception as error:  # a corrupt file of any kind: try the older one
+                log(f"checkpoint {metadata} unreadable ({type(error).__name__}: {error}); "
+                    f"skipping it")
+                continue
+            _check_same_variables(state.get("variables"), variable_signature(model), weights)
+            try:
+                if model.optimizer is not None and not model.optimizer.built:
+                    model.optimizer.build(model.trainable_variables)
+                model.load_weights(weights)
+            except Exception as error:
+                log(f"checkpoint {weights} unreadable ({type(error).__name__}: {error}); "
+                    f"skipping it")
+                continue
+            state.pop("variables", None)
+            log(f"resumed from {weights} at step {state['step']}")
+            return state
+        return None
+
+    def best_weights(self):
+        """Early stopping's best weights (a list of arrays), or None."""
+        path = self._path("best", ".weights.npz")
+        if not os.path.exists(path):
+            return None
+        with np.load(path) as arrays:
+            return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
 
 
-def restore(model, directory, log=print):
-    """Loads the newest readable checkpoint into a built, compiled model.
+def _check_same_variables(saved, current, path):
+    """Same number of weights with the same shapes, in order. (Paths hold
+    per-process layer name counters, `embedding_1` ..., so only the shapes
+    are compared; the paths name the difference.)"""
+    if saved is None:
+        return
+    if [list(s) for _, s in saved] == [list(s) for _, s in current]:
+        return
+    for (saved_path, saved_shape), (path_now, shape_now) in zip(saved, current):
+        if list(saved_shape) != list(shape_now):
+            difference = (f"it has {saved_path} of shape {list(saved_shape)} where this model "
+                          f"has {path_now} of shape {list(shape_now)}")
+            break
+    else:
+        difference = f"it has {len(saved)} weights, this model {len(current)}"
+    raise CheckpointMismatch(
+        f"{path} was written by another model (another config?): {difference}. Use another "
+        f"workdir, or rerun with --restart to start over.")
 
-    Returns the number of epochs it had completed (0 when none).
-    """
-    for name in ("latest", "previous"):
-        weights = os.path.join(directory, name + ".weights.h5")
-        metadata = os.path.join(directory, name + ".json")
-        if not (os.path.exists(weights) and os.path.exists(metadata)):
-            continue
-        try:
-            with open(metadata, encoding="utf-8") as handle:
-                epoch = int(json.load(handle)["epoch"])
-            if model.optimizer is not None and not model.optimizer.built:
-                model.optimizer.build(model.trainable_variables)
-            model.load_weights(weights)
-        except Exception as error:  # a corrupt file of any kind: try the older one
-            log(f"checkpoint {weights} unreadable ({type(error).__name__}: {error}); skipping it")
-            continue
-        log(f"resumed from {weights} after epoch {epoch}")
-        return epoch
-    return 0
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Saves every `every_steps` steps, after each validation and when
+    training stops, with the state `state_fn()` returns."""
+
+    def __init__(self, checkpointer, every_steps, state_fn, best_weights_fn=lambda: None):
+        super().__init__()
+        self.checkpointer, self.every_steps = checkpointer, every_steps
+        self.state_fn, self.best_weights_fn = state_fn, best_weights_fn
+        self.saved_step = None
+
+    def _save(self, best_weights=None):
+        state = self.state_fn()
+        self.checkpointer.save(self.model, state, best_weights)
+        self.saved_step = state["step"]
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = optimizer_step(self.model)
+        if step % self.every_steps == 0:
+            self._save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save(self.best_weights_fn())
+
+    def on_train_end(self, logs=None):
+        if optimizer_step(self.model) != self.saved_step:
+            self._save(self.best_weights_fn())
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras' `EarlyStopping` whose counters survive a resume and a `fit`
+    split in two; `fit` restores the best weights once, at the very end."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._carried = None
+        self.weights_saved_epoch = None
+
+    def state(self):
+        best = None if self.best is None else float(self.best)
+        return {"wait": self.wait, "best": best, "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch}
+
+    def carry(self, state, best_weights=None):
+        """Counters (and best weights) to start the next `fit` from."""
+        self._carried = (dict(state), best_weights)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self._carried is not None:
+            state, best_weights = self._carried
+            self.wait, self.best_epoch = state["wait"], state["best_epoch"]
+            self.stopped_epoch = state["stopped_epoch"]
+            self.best = state["best"]
+            self.best_weights = best_weights
+            self._carried = None
+
+    def on_train_end(self, logs=None):
+        pass  # best weights go back in `fit`, after the last checkpoint is written
+
+    def new_best_weights(self):
+        """The best weights when they changed since last asked, else None."""
+        if self.best_weights is None or self.weights_saved_epoch == self.best_epoch:
+            return None
+        self.weights_saved_epoch = self.best_epoch
+        return self.best_weights
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training at the end of the batch where `seconds` have passed."""
+    """Stops training at the end of the batch where `seconds` of training,
+    counted across resumes (`spent` before this run), have passed."""
 
-    def __init__(self, seconds):
+    def __init__(self, seconds, spent=0.0):
         super().__init__()
-        self.seconds = seconds
+        self.seconds, self.spent = seconds, float(spent)
         self.start = None
-        self.exhausted = False
+        self.exhausted = bool(seconds) and self.spent >= seconds
 
     def on_train_begin(self, logs=None):
         self.start = time.monotonic()
 
-    def elapsed(self):
-        return time.monotonic() - self.start if self.start else 0.0
+    def on_train_end(self, logs=None):
+        self.spent = self.total()
+        self.start = None
+
+    def total(self):
+        return self.spent + (time.monotonic() - self.start if self.start else 0.0)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.seconds and self.elapsed() >= self.seconds:
+        if self.seconds and self.total() >= self.seconds:
             self.exhausted = True
             self.model.stop_training = True
 
 
-def _plain(logs):
-    return {key: float(value) for key, value in (logs or {}).items()}
+# ------------------------------------------------------------------ fit
+@dataclasses.dataclass
+class FitResult:
+    model: object
+    history: dict          # metric -> per-epoch values, this run's epochs only
+    steps: int             # optimizer steps done in all (across resumes)
+    train_seconds: float   # training time in all (across resumes)
+    stopped_by: str        # "steps", "time budget", "early stopping" or "nan"
+
+
+def default_optimizer(config, total_steps):
+    """Adam with warm-up and cosine decay, gradient norm clipping."""
+    return keras.optimizers.Adam(
+        learning_rate_schedule(config.learning_rate, total_steps, config.warmup_steps),
+        clipnorm=config.clipnorm or None,
+    )
+
+
+def fit(config, workdir, build_model, train_data, dev_data, log=print,
+        optimizer_builder=default_optimizer, callbacks=()):
+    """Builds, compiles, restores and trains a model: every task's training.
+
+    The run is `config.epochs` epochs of `config.steps_per_epoch` steps,
+    validated on `dev_data` after each epoch and checkpointed every
+    `config.checkpoint_steps` steps into `workdir/checkpoints`. A run that
+    was killed, or stopped by its time budget, resumes at the step where it
+    stopped, on the batches it would have had next: the result equals an
+    uninterrupted run's (up to dropout, whose random draws are not saved).
+
+    Args:
+        config: A `TrainingConfig`.
+        workdir: Where `checkpoints/` and `logs/` (TensorBoard) go.
+        build_model: `() -> keras.Model` taking `{"source", "target_in"}`.
+        train_data: `skip -> tf.data.Dataset`, the endless stream of training
+            batches with its first `skip` batches left out.
+        dev_data: A finite `tf.data.Dataset` of validation batches; its first
+            batch builds the model.
+        optimizer_builder: `(config, total_steps) -> optimizer`.
+        callbacks: More Keras callbacks.
+
+    Returns:
+        A `FitResult`; the model holds the best weights on `dev_data` when
+        early stopping is on.
+    """
+    strategy = make_strategy(config.strategy)
+    total_steps = config.epochs * config.steps_per_epoch
+    first_inputs = next(iter(dev_data))[0]
+    with strategy.scope():
+        model = build_model()
+        model.compile(optimizer_builder(config, total_steps),
+                      MaskedSequenceLoss(config.label_smoothing),
+                      metrics=[masked_token_accuracy])
+        model(first_inputs)  # builds every weight from a real batch
+        model.optimizer.build(model.trainable_variables)
+
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    state = checkpointer.restore(model, log=log) or {"step": 0, "train_seconds": 0.0}
+    budget = TimeBudget(config.max_train_seconds, state.get("train_seconds", 0.0))
+    early_stopping = None
+    if config.early_stopping_patience:
+        early_stopping = ResumableEarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience,
+            restore_best_weights=True)
+        if "early_stopping" in state:
+            early_stopping.carry(state["early_stopping"], checkpointer.best_weights())
+            early_stopping.weights_saved_epoch = state["early_stopping"]["best_epoch"]
+
+    def current_state():
+        saved = {"step": optimizer_step(model), "train_seconds": budget.total()}
+        if early_stopping is not None:
+            saved["early_stopping"] = early_stopping.state()
+        return saved
+
+    checkpoint = StepCheckpoint(
+        checkpointer, config.checkpoint_steps, current_state,
+        early_stopping.new_best_weights if early_stopping is not None else lambda: None)
+    all_callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        budget,
+        *([early_stopping] if early_stopping is not None else []),
+        keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), update_freq=50),
+        *callbacks,
+        checkpoint,  # last: saves what the others decided at the end of a batch or epoch
+    ]
+
+    step = int(state["step"])
+    stopped_by = _already_stopped(state, budget, total_steps)
+    history = {}
+    # An epoch cut short by a kill is finished first (its own `fit`), so that
+    # validations and the data stream fall where they would have fallen.
+    while stopped_by is None and step < total_steps:
+        epoch, done_in_epoch = divmod(step, config.steps_per_epoch)
+        if done_in_epoch:
+            epochs, steps_per_epoch = epoch + 1, config.steps_per_epoch - done_in_epoch
+            log(f"Epoch {epoch + 1}/{config.epochs}: resuming at step {step}, "
+                f"{steps_per_epoch} steps of it left")
+        else:
+            epochs, steps_per_epoch = config.epochs, config.steps_per_epoch
+        run = model.fit(
+            train_data(step), validation_data=dev_data, epochs=epochs, initial_epoch=epoch,
+            steps_per_epoch=steps_per_epoch, callbacks=all_callbacks, shuffle=False,
+            verbose=1 if log is print else 2,
+        )
+        for key, values in run.history.items():
+            history.setdefault(key, []).extend(values)
+        step = optimizer_step(model)
+        if early_stopping is not None:
+            early_stopping.carry(early_stopping.state(), early_stopping.best_weights)
+        stopped_by = _stop_reason(model, budget, early_stopping, history)
+
+    if early_stopping is not None:
+        best = early_stopping.best_weights
+        if best is None:
+            best = checkpointer.best_weights()
+        if best is not None:
+            model.set_weights(best)
+    log(f"trained {step} of {total_steps} steps in {budget.total():.0f} s"
+        + (f", stopped by {stopped_by}" if stopped_by else ""))
+    return FitResult(model, history, step, round(budget.total(), 1), stopped_by or "steps")
+
+
+def _already_stopped(state, budget, total_steps):
+    if state.get("early_stopping", {}).get("stopped_epoch"):
+        return "early stopping"
+    if budget.exhausted:
+        return "time budget"
+    return None
+
+
+def _stop_reason(model, budget, early_stopping, history):
+    if budget.exhausted:
+        return "time budget"
+    if early_stopping is not None and early_stopping.stopped_epoch:
+        return "early stopping"
+    if any(not np.isfinite(v) for v in history.get("loss", [])):
+        return "nan"
+    if model.stop_training:
+        return "stopped"
+    return None

@@ -11,7 +11,12 @@ import keras
 from keras import ops
 
 from keras_attention import decoding
-from keras_attention.layers import AttentionDecoder, AttentionDecoderCell
+from keras_attention.layers import (
+    AdditiveAttention,
+    AttentionDecoder,
+    AttentionDecoderCell,
+    DotAttention,
+)
 from training.core.encoders import RecurrentTextEncoder  # noqa: F401 (re-exported)
 
 
@@ -99,32 +104,37 @@ class AttentionSeq2Seq(keras.Model):
         logits = ops.cast(self.output_projection(outputs), "float32")
         return logits, state, weights
 
-    def generate(self, source, start_token, end_token, max_length, strategy="greedy", **options):
+    def generate(self, source, start_token, end_token, max_length, method="greedy",
+                 max_lengths=None, **options):
         """Decodes a batch of sources.
 
         Args:
             source: What the encoder takes, batch B.
             start_token, end_token: Token ids.
             max_length: Most tokens per output, end token included.
-            strategy: `"greedy"`, `"sampling"` (options `temperature`,
-                `top_k`, `seed`) or `"beam"` (options `beam_width`,
-                `length_penalty`, `coverage_penalty`, `num_hypotheses`).
+            method: A decoding method of `keras_attention.decoding.get`:
+                `"greedy"`, `"sampling"` (options `temperature`, `top_k`,
+                `seed`) or `"beam"` (options `beam_width`, `length_penalty`,
+                `coverage_penalty`, `num_hypotheses`).
+            max_lengths: Optional int `[B]`, each row's own limit (at most
+                `max_length`): a row ends with the end token at its limit, so
+                its output never depends on the other rows of the batch.
 
         Returns:
             A `keras_attention.decoding.DecodingResult`.
         """
+        search = decoding.get(method)
         state, constants = self.decoding_inputs(source)
         batch_size = ops.shape(constants[0])[0]
         start_tokens = ops.full((batch_size,), start_token, dtype="int32")
-        common = dict(step_fn=self.step, initial_state=state, start_tokens=start_tokens,
-                      end_token=end_token, max_length=max_length, constants=constants)
-        if strategy == "greedy":
-            return decoding.greedy_search(**common, **options)
-        if strategy == "sampling":
-            return decoding.sampling_search(**common, **options)
-        if strategy == "beam":
-            return decoding.beam_search(**common, **options)
-        raise ValueError(f"`strategy` must be greedy, sampling or beam, received {strategy!r}")
+        step_fn = self.step
+        if max_lengths is not None:
+            step_fn = end_at_row_limits(self.step, end_token)
+            state = (state, ops.zeros((batch_size,), "int32"))
+            constants = (constants, ops.cast(max_lengths, "int32"))
+        return search(step_fn=step_fn, initial_state=state, start_tokens=start_tokens,
+                      end_token=end_token, max_length=max_length, constants=constants,
+                      **options)
 
     def get_config(self):
         config = super().get_config()
@@ -146,11 +156,44 @@ class AttentionSeq2Seq(keras.Model):
         return cls(**config)
 
 
+def end_at_row_limits(step_fn, end_token):
+    """Wraps a step function so row r emits the end token as its
+    `limits[r]`-th token. State `(state, emitted [B])`, constants
+    `(constants, limits [B])`; beam search tiles and reorders both."""
+
+    def limited_step(tokens, state, constants):
+        inner_state, emitted = state
+        inner_constants, limits = constants
+        logits, inner_state, weights = step_fn(tokens, inner_state, inner_constants)
+        last = (emitted + 1) >= limits  # --> [B] this token is the row's last
+        vocab = ops.shape(logits)[-1]
+        only_end = ops.where(ops.arange(vocab) == end_token, 0.0, -1e9)  # --> [V]
+        logits = ops.where(last[:, None], only_end[None, :], logits)
+        return logits, (inner_state, emitted + 1), weights
+
+    return limited_step
+
+
+def build_decoder_cell(config):
+    """The decoder cell a `TrainingConfig` describes (`decoder`, `attention`,
+    `units`, `attention_units`, `rnn_type`, the attentional state and the
+    initial state)."""
+    from training.core.config import DECODERS
+
+    timing, input_feeding = DECODERS[config.decoder]
+    return make_decoder_cell(
+        config.units, config.attention, config.attention_units, timing=timing,
+        input_feeding=input_feeding, rnn_type=config.rnn_type,
+        initial_state=config.decoder_initial_state,
+        attention_layer_norm=config.attention_layer_norm,
+        attention_activation=config.attention_activation,
+    )
+
+
 def make_decoder_cell(units, attention, attention_units, timing="luong", input_feeding=False,
                       rnn_type="gru", initial_state="zeros", attention_layer_norm=False,
                       attention_activation="tanh"):
     """An `AttentionDecoderCell` from plain options (used by configs)."""
-    from keras_attention.layers import AdditiveAttention, DotAttention
 
     if attention == "additive":
         attention_layer = AdditiveAttention(attention_units)

@@ -1,63 +1,54 @@
-"""The translation config: every option, its default, and the presets."""
+"""The translation config: every option, its default, and the presets.
+
+The decoder, training, evaluation and export options every task shares
+are in `training.core.config.TrainingConfig`; this adds the data, the text
+and the encoder.
+"""
 
 import dataclasses
 from typing import Optional
 
+from training.core.config import TrainingConfig, option
+
 
 @dataclasses.dataclass
-class TranslationConfig:
+class TranslationConfig(TrainingConfig):
     # --- data -------------------------------------------------------------
     # "bundled" (the Bible corpus shipped with the project), "files" (see
     # data_files) or "tfds" (see tfds_name).
-    data: str = "bundled"
-    direction: str = "en-es"          # bundled corpus: en-es or es-en
+    data: str = option("bundled", choices=("bundled", "files", "tfds"))
+    direction: str = option("en-es", choices=("en-es", "es-en"))  # bundled corpus
     data_files: str = ""              # "train.tsv" or "source.txt,target.txt"
     skip_bad_lines: bool = False      # skip and count malformed lines
     tfds_name: str = "ted_hrlr_translate/pt_to_en"
     tfds_data_dir: Optional[str] = None
-    max_train_pairs: int = 0          # 0: all
+    max_train_pairs: int = option(0, minimum=0)  # 0: all
     # --- text -------------------------------------------------------------
-    source_vocab_size: int = 8000     # words, special tokens included
-    target_vocab_size: int = 8000
-    min_word_count: int = 1
-    max_source_tokens: int = 100      # longer inputs are truncated (also in the export)
-    max_target_tokens: int = 100      # decoding stops here
-    max_train_tokens: int = 60        # training pairs longer than this on either side are dropped
-    # --- model ------------------------------------------------------------
-    encoder: str = "rnn"              # rnn | conv | transformer
-    rnn_type: str = "gru"             # gru | lstm (encoder and decoder)
-    encoder_layers: int = 1
-    embedding_dim: int = 256
-    units: int = 256                  # decoder units; rnn encoder: units // 2 per direction
-    attention: str = "additive"       # additive | dot | general | scaled_dot
-    attention_units: int = 256        # additive attention hidden size
-    decoder: str = "fast"             # fast (Luong, attention after the RNN) | bahdanau | luong_feeding
-    # Attentional state a = f(LayerNorm(W_c [c; h])): the norm makes the model use the
-    # source within the first 100 steps (Luong's plain tanh(W_c [c; h]) takes far longer).
-    attention_layer_norm: bool = True
-    attention_activation: str = "linear"  # tanh for Luong's original
-    dropout: float = 0.1
-    # --- training ---------------------------------------------------------
-    seed: int = 1234
-    batch_size: int = 64
-    epochs: int = 30                  # "epochs" of steps_per_epoch steps each
-    steps_per_epoch: int = 200        # a checkpoint every epoch
-    max_train_seconds: float = 0.0    # 0: no time limit
-    learning_rate: float = 2e-3
-    warmup_steps: int = 200
-    label_smoothing: float = 0.1
-    clipnorm: float = 5.0
-    early_stopping_patience: int = 3  # epochs without dev loss improvement
-    strategy: str = "default"         # default | mirrored | multi_worker
-    # --- evaluation and export --------------------------------------------
-    beam_width: int = 4
-    length_penalty: float = 0.6
-    num_hypotheses: int = 4           # n-best returned by the beam signature
-    eval_batch_size: int = 128
-    max_eval_pairs: int = 0           # 0: the whole test split
-    plot_examples: int = 4
+    source_vocab_size: int = option(8000, above=4)  # words, special tokens included
+    target_vocab_size: int = option(8000, above=4)
+    min_word_count: int = option(1, minimum=1)
+    max_source_tokens: int = option(100, minimum=1)  # longer inputs are cut (also in the export)
+    max_target_tokens: int = option(100, minimum=1)  # decoding stops here
+    max_train_tokens: int = option(60, minimum=1)  # longer training pairs are dropped
+    # --- encoder ----------------------------------------------------------
+    encoder: str = option("rnn", choices=("rnn", "conv", "transformer"))
+    encoder_layers: int = option(1, minimum=1)
     export_name: str = "translator"
-    export_version: int = 1
+    max_eval_pairs: int = option(0, minimum=0)  # 0: the whole test split
+
+    def check_combinations(self):
+        problem = super().check_combinations()
+        if problem:
+            return problem
+        if self.data == "files" and not [p for p in self.data_files.split(",") if p]:
+            return "data_files: data=files needs data_files=FILE or SOURCE,TARGET"
+        if self.encoder == "rnn" and self.units % 2:
+            return (f"units: the rnn encoder has units / 2 per direction, so units must be "
+                    f"even; received {self.units}")
+        if self.encoder == "transformer" and self.units % 4:
+            return (f"units: the transformer encoder has 4 heads, so units must be a "
+                    f"multiple of 4; received {self.units}")
+        return None
 
 
 PRESETS = {
@@ -73,7 +64,7 @@ PRESETS = {
         embedding_dim=256, units=512, attention_units=256, encoder_layers=2,
         source_vocab_size=16000, target_vocab_size=16000, max_train_tokens=100,
         batch_size=64, steps_per_epoch=400, epochs=60, learning_rate=1e-3, warmup_steps=1000,
-        dropout=0.2, early_stopping_patience=5,
+        dropout=0.2, early_stopping_patience=5, checkpoint_steps=200,
     ),
     # A seconds-long run on a tiny slice: smoke tests and CI.
     "tiny": dict(
@@ -81,6 +72,6 @@ PRESETS = {
         target_vocab_size=500, max_train_tokens=20, batch_size=32, steps_per_epoch=10,
         epochs=2, max_train_pairs=2000, max_eval_pairs=32, eval_batch_size=32,
         max_target_tokens=24, beam_width=2, num_hypotheses=2, plot_examples=1,
-        warmup_steps=5, early_stopping_patience=0,
+        warmup_steps=5, early_stopping_patience=0, checkpoint_steps=5,
     ),
 }

@@ -1,28 +1,22 @@
-"""tf.data input pipelines: strings -> ids, length buckets, batches."""
+"""Sentence pairs -> id arrays -> tf.data batches bucketed by length."""
 
-import numpy as np
 import tensorflow as tf
 
-from training.translation.text_processing import START_ID
+from training.core import batching
+
+BUCKET_BOUNDARIES = (8, 12, 16, 20, 24, 30, 36, 44, 52, 64, 80)
 
 
-def encode_pairs(pairs, source_vocabulary, target_vocabulary, batch_size=4096):
-    """(source, target) strings -> lists of int32 id arrays.
-
-    Returns `(sources, targets_in, targets_out)`: source ids, `[START] + y`,
-    and `y + [END]`, one numpy array per pair.
-    """
-    sources, targets_in, targets_out = [], [], []
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
-        source_ids = source_vocabulary.encode(tf.constant([s for s, _ in chunk]))
-        target_ids = target_vocabulary.encode(tf.constant([t for _, t in chunk]), add_end=True)
-        for source_row, target_row in zip(source_ids.numpy(), target_ids.numpy()):
-            source_row = source_row[source_row != 0]
-            target_row = target_row[target_row != 0]
-            sources.append(source_row)
-            targets_out.append(target_row)
-            targets_in.append(_shift_right(target_row))
+def encode_pairs(pairs, source_vocabulary, target_vocabulary, chunk_size=4096):
+    """(source, target) strings -> `(sources, targets_in, targets_out)`, lists
+    of int32 id arrays: source ids, `[START] + y` and `y + [END]`."""
+    sources = []
+    for start in range(0, len(pairs), chunk_size):
+        chunk = pairs[start:start + chunk_size]
+        for row in source_vocabulary.encode(tf.constant([s for s, _ in chunk])).numpy():
+            sources.append(row[row != 0])
+    targets_in, targets_out = batching.encode_targets(
+        [t for _, t in pairs], target_vocabulary, chunk_size)
     return sources, targets_in, targets_out
 
 
@@ -34,51 +28,15 @@ def drop_long_pairs(encoded, max_tokens):
     return tuple([part[i] for i in keep] for part in encoded)
 
 
-def _shift_right(target_out):
-    return np.concatenate([[START_ID], target_out[:-1]]).astype("int32")
+def pair_length(source, target_in, target_out):
+    """Bucketing length of a pair: its longer side."""
+    return tf.maximum(tf.shape(source)[0], tf.shape(target_out)[0])
 
 
 def make_dataset(encoded, batch_size, shuffle, seed=None, repeat=False, drop_remainder=None,
-                 bucket_boundaries=(8, 12, 16, 20, 24, 30, 36, 44, 52, 64, 80)):
-    """Batches of `({"source": [B, S], "target_in": [B, T]}, target_out [B, T])`.
-
-    Pairs of similar target length share a batch (less padding). With
-    `shuffle`, the order is drawn from `seed` anew each pass, the same on
-    every run with that seed. A finite dataset declares its number of
-    batches, so Keras averages its metrics over the right count.
-    `drop_remainder` (default: when repeating) drops partial batches, which
-    several replicas need.
-    """
-    if drop_remainder is None:
-        drop_remainder = repeat
-    sources, targets_in, targets_out = encoded
-
-    def generator():
-        yield from zip(sources, targets_in, targets_out)
-
-    spec = tf.TensorSpec([None], tf.int32)
-    dataset = tf.data.Dataset.from_generator(generator, output_signature=(spec, spec, spec))
-    dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-    if bucket_boundaries:
-        dataset = dataset.bucket_by_sequence_length(
-            lambda source, target_in, target_out: tf.maximum(tf.shape(source)[0],
-                                                             tf.shape(target_out)[0]),
-            bucket_boundaries=list(bucket_boundaries),
-            bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
-            drop_remainder=drop_remainder,
-        )
-    else:
-        dataset = dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
-    dataset = dataset.map(
-        lambda source, target_in, target_out: (
-            {"source": source, "target_in": target_in}, target_out
-        )
-    )
-    if not repeat:
-        batches = sum(1 for _ in dataset)
-        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+                 bucket_boundaries=BUCKET_BOUNDARIES):
+    """Batches of `({"source": [B, S], "target_in": [B, T]}, target_out [B, T])`,
+    pairs of similar length together (see `batching.make_dataset`)."""
+    return batching.make_dataset(
+        encoded, batch_size, shuffle, seed=seed, repeat=repeat, drop_remainder=drop_remainder,
+        bucket_boundaries=bucket_boundaries, length_fn=pair_length)

@@ -6,17 +6,16 @@ import os
 import time
 
 import keras
-import numpy as np
-import tensorflow as tf
 
 from training.core import config as config_lib
+from training.core import evaluation as core_evaluation
 from training.core import fitting
+from training.core.text import load_or_build_vocabulary
 from training.translation import data as data_lib
 from training.translation import evaluation
 from training.translation.export import Translator
 from training.translation.model import build_model
 from training.translation.pipeline import drop_long_pairs, encode_pairs, make_dataset
-from training.translation.text_processing import Vocabulary, build_vocabulary
 
 
 def load_corpus(config):
@@ -25,14 +24,9 @@ def load_corpus(config):
         corpus = data_lib.load_bundled(config.direction)
     elif config.data == "files":
         paths = [p for p in config.data_files.split(",") if p]
-        if not paths:
-            raise config_lib.ConfigError("data=files needs data_files=FILE or SOURCE,TARGET")
         corpus = data_lib.load_user_corpus(paths, skip_bad_lines=config.skip_bad_lines)
-    elif config.data == "tfds":
-        corpus = data_lib.load_tfds(config.tfds_name, data_dir=config.tfds_data_dir)
     else:
-        raise config_lib.ConfigError(
-            f"data must be bundled, files or tfds, received {config.data!r}")
+        corpus = data_lib.load_tfds(config.tfds_name, data_dir=config.tfds_data_dir)
     if config.max_train_pairs:
         corpus.train = corpus.train[: config.max_train_pairs]
     return corpus
@@ -40,44 +34,39 @@ def load_corpus(config):
 
 def vocabularies(config, corpus, workdir):
     """Builds (or, on resume, reloads) the source and target vocabularies."""
-    vocabularies = []
-    for side, size, max_tokens in (
-        ("source", config.source_vocab_size, config.max_source_tokens),
-        ("target", config.target_vocab_size, config.max_target_tokens),
-    ):
-        path = os.path.join(workdir, f"vocabulary.{side}.json")
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as handle:
-                vocabularies.append(Vocabulary.from_json(handle.read(), name=f"{side}_vocabulary"))
-            continue
-        texts = [pair[0 if side == "source" else 1] for pair in corpus.train]
-        words = build_vocabulary(texts, size, config.min_word_count)
-        vocabulary = Vocabulary(words, max_tokens, name=f"{side}_vocabulary")
-        with open(path + ".tmp", "w", encoding="utf-8") as handle:
-            handle.write(vocabulary.to_json())
-        os.replace(path + ".tmp", path)
-        vocabularies.append(vocabulary)
-    return vocabularies
+    return [
+        load_or_build_vocabulary(
+            os.path.join(workdir, f"vocabulary.{side}.json"),
+            [pair[index] for pair in corpus.train], size, max_tokens, config.min_word_count,
+            name=f"{side}_vocabulary")
+        for side, index, size, max_tokens in (
+            ("source", 0, config.source_vocab_size, config.max_source_tokens),
+            ("target", 1, config.target_vocab_size, config.max_target_tokens))
+    ]
 
 
-def default_optimizer(config, total_steps):
-    """Adam with warm-up and cosine decay, gradient norm clipping."""
-    return keras.optimizers.Adam(
-        fitting.learning_rate_schedule(config.learning_rate, total_steps, config.warmup_steps),
-        clipnorm=config.clipnorm or None,
-    )
+def dev_dataset(config, dev_encoded, replicas):
+    if replicas == 1:
+        return make_dataset(dev_encoded, config.eval_batch_size, shuffle=False)
+    # Keras' evaluate cannot split a batch unevenly over replicas: full
+    # batches of a multiple of the replica count, no length buckets.
+    dev_batch = max(replicas, min(config.eval_batch_size, len(dev_encoded[0]))
+                    // replicas * replicas)
+    return make_dataset(dev_encoded, dev_batch, shuffle=False, drop_remainder=True,
+                        bucket_boundaries=())
 
 
 def train(config, workdir, corpus=None, log=print, model_builder=build_model,
-          optimizer_builder=default_optimizer):
-    """Trains (resuming from `workdir/checkpoints` when present).
+          optimizer_builder=fitting.default_optimizer, callbacks=()):
+    """Trains (resuming from `workdir/checkpoints` at the step where it stopped).
 
     `model_builder(config, source_vocab_size, target_vocab_size)` and
     `optimizer_builder(config, total_steps)` let benchmarks train other
-    architectures through the same pipeline.
+    architectures through the same pipeline; `callbacks` go to `fit`.
 
-    Returns `(model, source_vocabulary, target_vocabulary, history)`.
+    Returns `(fit_result, source_vocabulary, target_vocabulary)`.
     """
+    config_lib.check(config)
     os.makedirs(workdir, exist_ok=True)
     config_lib.save(config, os.path.join(workdir, "config.json"))
     keras.utils.set_random_seed(config.seed)
@@ -88,58 +77,24 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
 
     train_encoded = drop_long_pairs(
         encode_pairs(corpus.train, source_vocabulary, target_vocabulary), config.max_train_tokens)
+    if not train_encoded[0]:
+        raise data_lib.CorpusError(
+            f"no training pair has 1 to max_train_tokens={config.max_train_tokens} words on "
+            f"both sides; raise max_train_tokens")
     dev_encoded = encode_pairs(corpus.dev, source_vocabulary, target_vocabulary)
     log(f"training pairs of <= {config.max_train_tokens} words: {len(train_encoded[0])}")
 
-    strategy = fitting.make_strategy(config.strategy)
-    total_steps = config.epochs * config.steps_per_epoch
-    with strategy.scope():
-        model = model_builder(config, source_vocabulary.size, target_vocabulary.size)
-        model.compile(optimizer_builder(config, total_steps),
-                      fitting.MaskedSequenceLoss(config.label_smoothing),
-                      metrics=[fitting.masked_token_accuracy])
-        model({"source": np.ones((1, 3), "int32"), "target_in": np.ones((1, 2), "int32")})
-
-    checkpoint_dir = os.path.join(workdir, "checkpoints")
-    initial_epoch = fitting.restore(model, checkpoint_dir, log=log)
-    train_data = make_dataset(train_encoded, config.batch_size, shuffle=True, seed=config.seed,
-                              repeat=True)
-    # Continue the same stream of batches after an interruption.
-    train_data = train_data.skip(initial_epoch * config.steps_per_epoch)
-    replicas = strategy.num_replicas_in_sync
-    if replicas == 1:
-        dev_data = make_dataset(dev_encoded, config.eval_batch_size, shuffle=False)
-    else:
-        # Keras' evaluate cannot split a batch unevenly over replicas: full
-        # batches of a multiple of the replica count, no length buckets.
-        dev_batch = max(replicas, min(config.eval_batch_size, len(dev_encoded[0]))
-                        // replicas * replicas)
-        dev_data = make_dataset(dev_encoded, dev_batch, shuffle=False, drop_remainder=True,
-                                bucket_boundaries=())
-
-    budget = fitting.TimeBudget(config.max_train_seconds)
-    callbacks = [
-        fitting.ResumableCheckpoint(checkpoint_dir),
-        keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), update_freq=50),
-        keras.callbacks.TerminateOnNaN(),
-        budget,
-    ]
-    if config.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            "val_loss", patience=config.early_stopping_patience, restore_best_weights=True))
-    history = None
-    if initial_epoch < config.epochs:
-        start = time.monotonic()
-        history = model.fit(
-            train_data, validation_data=dev_data, epochs=config.epochs,
-            steps_per_epoch=config.steps_per_epoch, initial_epoch=initial_epoch,
-            callbacks=callbacks, verbose=1 if log is print else 2, shuffle=False,
-        )
-        log(f"trained for {time.monotonic() - start:.0f} s"
-            + (" (time budget reached)" if budget.exhausted else ""))
-    else:
-        log(f"all {config.epochs} epochs already done")
-    return model, source_vocabulary, target_vocabulary, history
+    replicas = fitting.make_strategy(config.strategy).num_replicas_in_sync
+    result = fitting.fit(
+        config, workdir,
+        build_model=lambda: model_builder(config, source_vocabulary.size, target_vocabulary.size),
+        train_data=lambda skip: make_dataset(
+            train_encoded, config.batch_size, shuffle=True, seed=config.seed,
+            repeat=True).skip(skip),
+        dev_data=dev_dataset(config, dev_encoded, replicas),
+        log=log, optimizer_builder=optimizer_builder, callbacks=callbacks,
+    )
+    return result, source_vocabulary, target_vocabulary
 
 
 def evaluate(config, translator, corpus, workdir, log=print):
@@ -148,19 +103,21 @@ def evaluate(config, translator, corpus, workdir, log=print):
     sources = [s for s, _ in test]
     references = [t for _, t in test]
     report = {"test_pairs": len(test)}
-    for name, function, beam in (("greedy", translator.translate, False),
-                                 (f"beam{translator.beam_width}", translator.translate_beam, True)):
+    for name, signature in (("greedy", translator.greedy),
+                            (f"beam{translator.beam_width}", translator.beam)):
         log(f"translating {len(test)} test sentences ({name})")
         start = time.monotonic()
-        results = evaluation.translate_all(function, sources, config.eval_batch_size, beam=beam,
-                                           progress=log is print)
+        results = core_evaluation.run_in_batches(
+            signature, sources, config.eval_batch_size, progress=log is print,
+            unit_name="sentence")
         seconds = time.monotonic() - start
-        hypotheses = [evaluation.decoded_text(r, beam) for r in results]
-        evaluation.write_lines(os.path.join(workdir, f"test.hypotheses.{name}.txt"), hypotheses)
-        scores = evaluation.score(hypotheses, references)
+        hypotheses = [core_evaluation.best_text(r) for r in results]
+        core_evaluation.write_lines(os.path.join(workdir, f"test.hypotheses.{name}.txt"),
+                                    hypotheses)
+        scores = core_evaluation.score_text(hypotheses, references)
         scores["seconds"] = round(seconds, 1)
         report[name] = scores
-        if not beam:
+        if name == "greedy":
             plots, views = evaluation.draw_examples(
                 results, sources, os.path.join(workdir, "plots"), config.plot_examples)
             report["plots"] = plots
@@ -169,8 +126,8 @@ def evaluate(config, translator, corpus, workdir, log=print):
                  "attention": views[i] if i < len(views) else ""}
                 for i in range(min(config.plot_examples, len(test)))
             ]
-    evaluation.write_lines(os.path.join(workdir, "test.references.txt"), references)
-    evaluation.write_lines(os.path.join(workdir, "test.sources.txt"), sources)
+    core_evaluation.write_lines(os.path.join(workdir, "test.references.txt"), references)
+    core_evaluation.write_lines(os.path.join(workdir, "test.sources.txt"), sources)
     return report
 
 
@@ -180,8 +137,10 @@ def train_and_evaluate(config, workdir, corpus=None, log=print):
     Returns the report dict, also written to `workdir/report.json`.
     """
     started = time.monotonic()
+    config_lib.check(config)
     corpus = corpus or load_corpus(config)
-    model, source_vocabulary, target_vocabulary, _ = train(config, workdir, corpus, log)
+    fit_result, source_vocabulary, target_vocabulary = train(config, workdir, corpus, log)
+    model = fit_result.model
     translator = Translator(model, source_vocabulary, target_vocabulary, config.max_target_tokens,
                             config.beam_width, config.length_penalty, config.num_hypotheses)
     export_path = translator.save(os.path.join(workdir, "export"), config.export_name,
@@ -189,6 +148,8 @@ def train_and_evaluate(config, workdir, corpus=None, log=print):
     model.save(os.path.join(workdir, "model.keras"))
     report = evaluate(config, translator, corpus, workdir, log)
     report.update({
+        "training": {"steps": fit_result.steps, "seconds": fit_result.train_seconds,
+                     "stopped_by": fit_result.stopped_by},
         "export": export_path,
         "workdir": workdir,
         "config": dataclasses.asdict(config),

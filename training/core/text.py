@@ -1,4 +1,5 @@
-"""Word-level tokenization with stock TensorFlow string ops.
+"""Text for every task (source sentences, captions): word-level tokenization
+and vocabularies in stock TensorFlow string ops.
 
 Everything here runs as TensorFlow graph ops (no Python, no tf-text), so
 the same functions serve the tf.data pipeline and the exported SavedModel,
@@ -9,6 +10,7 @@ Ids: 0 padding, 1 unknown word, 2 start, 3 end, then the vocabulary.
 
 import collections
 import json
+import os
 
 import tensorflow as tf
 
@@ -140,3 +142,32 @@ class Vocabulary(tf.Module):
     def from_json(cls, text, name=None):
         data = json.loads(text)
         return cls(data["words"], data["max_tokens"], name=name)
+
+
+class VocabularyMismatch(ValueError):
+    """A saved vocabulary disagrees with the config that asks for it."""
+
+
+def load_or_build_vocabulary(path, texts, max_size, max_tokens, min_count=1, name=None):
+    """The vocabulary saved at `path`, or one built from `texts` and saved there.
+
+    A resumed run must see the ids it trained with, so a saved vocabulary is
+    reused, unless it was built for another `max_size` or `max_tokens`:
+    then `VocabularyMismatch` names the difference.
+    """
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        for key, wanted in (("max_size", max_size), ("max_tokens", max_tokens)):
+            saved = data.get(key)
+            if saved is not None and saved != wanted:
+                raise VocabularyMismatch(
+                    f"{path} was built with {key}={saved}, the config asks for {wanted}. Use "
+                    f"another workdir, or rerun with --restart to start over.")
+        return Vocabulary(data["words"], data["max_tokens"], name=name)
+    vocabulary = Vocabulary(build_vocabulary(texts, max_size, min_count), max_tokens, name=name)
+    data = {"words": vocabulary.words, "max_tokens": max_tokens, "max_size": max_size}
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        json.dump(data, handle, ensure_ascii=False)
+    os.replace(path + ".tmp", path)
+    return vocabulary

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.translation import text_processing as tp
-from training.translation.text_processing import Vocabulary, build_vocabulary
+from training.core import text as tp
+from training.core.text import Vocabulary, build_vocabulary
 
 SPECIALS = ["", "[UNK]", "[START]", "[END]"]
 

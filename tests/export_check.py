@@ -1,0 +1,95 @@
+"""Runs an exported SavedModel in a fresh Python process that cannot import
+this project (TensorFlow alone, as TF Serving would), for every task's tests.
+
+`run_in_fresh_process(version_dir, inputs)` calls every signature on the
+given inputs and returns its outputs as JSON values (strings decoded as
+UTF-8), plus the metadata.json checked against the real signatures.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(r"""
+    import json, os, sys
+
+    class Blocked:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("keras_attention", "training"):
+                raise ImportError("blocked: " + name)
+            return None
+
+    sys.meta_path.insert(0, Blocked())
+    for name in ("keras_attention", "training"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+        else:
+            raise SystemExit(name + " is importable")
+
+    import numpy as np
+    import tensorflow as tf
+
+    version_dir, request = sys.argv[1], json.loads(sys.argv[2])
+    with open(os.path.join(version_dir, "assets.extra", "metadata.json")) as handle:
+        metadata = json.load(handle)
+    loaded = tf.saved_model.load(version_dir)
+
+    def plain(value):
+        if value.dtype == object:
+            return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(value).tolist() \
+                if value.size else value.tolist()
+        return value.tolist()
+
+    def spec_json(spec):
+        return {"dtype": spec.dtype.name, "shape": [-1 if d is None else d for d in spec.shape]}
+
+    result = {"metadata": metadata, "signatures": {}, "specs": {}}
+    for key, function in loaded.signatures.items():
+        inputs = {}
+        for name, spec in request.items():
+            if "bytes" in spec:  # raw bytes carried as latin-1
+                inputs[name] = tf.constant([s.encode("latin-1") for s in spec["bytes"]])
+            else:
+                inputs[name] = tf.constant(np.array(spec["values"], dtype=spec["dtype"]))
+        outputs = function(**inputs)
+        result["signatures"][key] = {name: plain(value.numpy()) for name, value in outputs.items()}
+        result["specs"][key] = {
+            "inputs": {name: spec_json(spec)
+                       for name, spec in function.structured_input_signature[1].items()},
+            "outputs": {name: spec_json(spec)
+                        for name, spec in function.structured_outputs.items()},
+        }
+    result["blocked_modules"] = sorted(m for m in sys.modules
+                                       if m.split(".")[0] in ("keras_attention", "training"))
+    print("RESULT " + json.dumps(result))
+""")
+
+
+def run_in_fresh_process(version_dir, inputs, cwd, timeout=240):
+    """`inputs`: `{input_name: {"bytes": [str as latin-1]}}` or
+    `{input_name: {"values": nested list, "dtype": "uint8"}}`."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, os.path.abspath(version_dir), json.dumps(inputs)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = [x for x in result.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def check_metadata_matches_signatures(out):
+    """metadata.json names every signature with its real inputs and outputs."""
+    metadata = out["metadata"]
+    assert set(metadata["signatures"]) == set(out["specs"])
+    for key, specs in out["specs"].items():
+        described = metadata["signatures"][key]
+        assert {name: {k: v for k, v in spec.items() if k != "kind"}
+                for name, spec in described["inputs"].items()} == specs["inputs"], key
+        assert described["outputs"] == specs["outputs"], key
+        attention_rank = len(specs["outputs"]["attention"]["shape"])
+        assert len(described["attention_axes"]) == attention_rank, key
+    assert out["blocked_modules"] == []

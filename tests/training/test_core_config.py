@@ -1,0 +1,81 @@
+"""Configs are checked when they load: a bad choice, range or combination
+fails at once, naming the field, before any data is read."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from training.core import config as config_lib
+from training.core.config import ConfigError
+from training.translation.config import PRESETS, TranslationConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load(*overrides, preset="tiny"):
+    return config_lib.load(TranslationConfig, PRESETS, preset, None, overrides)
+
+
+@pytest.mark.parametrize("override, field, words", [
+    ("beam_width=0", "beam_width", ">= 1"),
+    ("attention=foo", "attention", "additive, dot, general, scaled_dot"),
+    ("encoder=lstm", "encoder", "rnn, conv, transformer"),
+    ("decoder=luong", "decoder", "fast, bahdanau, luong_feeding"),
+    ("rnn_type=rnn", "rnn_type", "gru, lstm"),
+    ("dropout=1.0", "dropout", "< 1.0"),
+    ("dropout=-0.1", "dropout", ">= 0.0"),
+    ("learning_rate=0", "learning_rate", "> 0.0"),
+    ("learning_rate=nan", "learning_rate", "finite"),
+    ("batch_size=0", "batch_size", ">= 1"),
+    ("checkpoint_steps=0", "checkpoint_steps", ">= 1"),
+    ("max_train_seconds=-1", "max_train_seconds", ">= 0.0"),
+    ("strategy=tpu", "strategy", "default, mirrored, multi_worker"),
+    ("decoder_initial_state=ones", "decoder_initial_state", "zeros, mean_memory"),
+    ("source_vocab_size=4", "source_vocab_size", "> 4"),
+    ("data=web", "data", "bundled, files, tfds"),
+])
+def test_bad_value_names_field_and_what_it_accepts(override, field, words):
+    with pytest.raises(ConfigError) as error:
+        load(override)
+    message = str(error.value)
+    assert message.startswith(f"{field}:") and words in message, message
+    assert repr(override.split("=", 1)[1]) in message or override.split("=", 1)[1] in message
+
+
+@pytest.mark.parametrize("overrides, field", [
+    (["beam_width=2", "num_hypotheses=3"], "num_hypotheses"),
+    (["data=files"], "data_files"),
+    (["units=33"], "units"),                           # rnn encoder: units / 2 per direction
+    (["encoder=transformer", "units=30"], "units"),    # 4 heads
+    (["export_name=../x"], "export_name"),
+])
+def test_bad_combination_names_the_field(overrides, field):
+    with pytest.raises(ConfigError) as error:
+        load(*overrides)
+    assert str(error.value).startswith(f"{field}:"), str(error.value)
+
+
+def test_every_preset_and_the_defaults_pass_the_checks():
+    for preset in [None, *PRESETS]:
+        config_lib.check(load(preset=preset))
+
+
+def test_a_valid_combination_is_accepted():
+    config = load("beam_width=3", "num_hypotheses=3", "decoder_initial_state=mean_memory")
+    assert (config.beam_width, config.num_hypotheses) == (3, 3)
+
+
+def test_cli_fails_before_reading_data(tmp_path):
+    """beam_width=0 used to fail when the export was traced, after training."""
+    result = subprocess.run(
+        [sys.executable, "-m", "training.translation", "--preset", "tiny", "--set",
+         "beam_width=0", "--workdir", str(tmp_path / "run")],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 2
+    assert "beam_width: must be >= 1, received 0" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+    assert "tensorflow" not in result.stderr.lower()

@@ -1,0 +1,95 @@
+"""The export base every task shares: only ops with a CPU kernel even when
+traced where a GPU is visible, the version written whole, scoring helpers."""
+
+import os
+
+import numpy as np
+import pytest
+import sacrebleu
+
+
+def small_translator(rnn_type):
+    import keras
+
+    from training.core.seq2seq import AttentionSeq2Seq, make_decoder_cell
+    from training.core.encoders import RecurrentTextEncoder
+    from training.core.text import Vocabulary, SPECIAL_TOKENS
+    from training.translation.export import Translator
+
+    words = list(SPECIAL_TOKENS) + ["a", "b", "c"]
+    vocabulary = Vocabulary(words, max_tokens=8)
+    model = AttentionSeq2Seq(
+        RecurrentTextEncoder(len(words), 8, 4, rnn_type=rnn_type), len(words), 8,
+        make_decoder_cell(8, "additive", 8, rnn_type=rnn_type))
+    model({"source": np.ones((1, 3), "int32"), "target_in": np.ones((1, 2), "int32")})
+    return Translator(model, vocabulary, vocabulary, 6, beam_width=2, num_hypotheses=2), keras
+
+
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
+def test_export_traced_with_a_gpu_visible_has_cpu_kernels_only(rnn_type, tmp_path, monkeypatch):
+    """Keras' GRU/LSTM trace cuDNN's kernel where a GPU is visible; pretend
+    one is, and the export must still hold no op without a CPU kernel."""
+    import importlib
+
+    tf_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
+
+    from training.core import export as export_lib
+
+    monkeypatch.setattr(tf_rnn, "_is_gpu_available", lambda: True)
+    translator, _ = small_translator(rnn_type)
+    path = translator.save(str(tmp_path / "export"), "m", 1)
+    assert export_lib.ops_without_cpu_kernel(path) == []
+
+    # The check can fail: the same export without the guard holds cuDNN ops.
+    monkeypatch.setattr(export_lib, "without_cudnn", _no_guard)
+    path = translator.save(str(tmp_path / "unguarded"), "m", 1)
+    missing = export_lib.ops_without_cpu_kernel(path)
+    assert missing and all(op.startswith("Cudnn") for op in missing), missing
+
+
+class _no_guard:
+    def __init__(self, model):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_a_new_version_replaces_the_old_one_whole(tmp_path):
+    from training.core import export as export_lib
+
+    translator, _ = small_translator("gru")
+    first = translator.save(str(tmp_path), "m", 2)
+    marker = os.path.join(first, "stale.txt")
+    open(marker, "w").close()
+    second = translator.save(str(tmp_path), "m", 2)
+    assert second == first and not os.path.exists(marker)
+    assert sorted(os.listdir(tmp_path / "m")) == ["2"]  # no partial directory left
+    metadata = export_lib.read_metadata(second)
+    assert metadata["task"] == "translation"
+    assert metadata["signatures"]["beam_search"]["num_hypotheses"] == 2
+    assert metadata["signatures"]["serving_default"]["inputs"]["source_text"]["kind"] == "text"
+
+
+def test_score_text_with_several_references_equals_sacrebleu():
+    from training.core.evaluation import score_text
+
+    hypotheses = ["the cat sat on the mat", "a dog barks", "Hello World"]
+    references = [["the cat sat on the mat", "a cat sat"], "the dog barks",
+                  ["hello there world", "greetings", "Hello World"]]
+    scores = score_text(hypotheses, references)
+    streams = [["the cat sat on the mat", "the dog barks", "hello there world"],
+               ["a cat sat", None, "greetings"],
+               [None, None, "Hello World"]]
+    want = sacrebleu.metrics.BLEU(lowercase=True).corpus_score(hypotheses, streams).score
+    assert scores["bleu"] == pytest.approx(want, abs=0.01)
+    assert scores["bleu_signature"].startswith("nrefs:var|case:lc")
+    # Lowercased and cased differ only by case: "a dog barks" vs "the dog barks" is unchanged.
+    assert scores["bleu_cased"] <= scores["bleu"]
+    assert score_text(["A B C D"], [["a b c d"]])["bleu"] == 100.0
+    assert score_text(["A B C D"], [["a b c d"]])["bleu_cased"] < 100.0
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        score_text(["a", "b"], ["a"])

@@ -1,0 +1,89 @@
+"""tf.data pipelines every task shares: targets shifted for teacher forcing,
+batches bucketed by a length the task defines, a stream that can be resumed
+at any step."""
+
+import numpy as np
+import tensorflow as tf
+
+from training.core.text import START_ID
+
+
+def encode_targets(texts, vocabulary, chunk_size=4096):
+    """Target strings -> `(targets_in, targets_out)`, lists of int32 arrays:
+    `[START] + y` (the decoder input) and `y + [END]` (the labels)."""
+    targets_in, targets_out = [], []
+    for start in range(0, len(texts), chunk_size):
+        ids = vocabulary.encode(tf.constant(texts[start:start + chunk_size]), add_end=True)
+        for row in ids.numpy():
+            row = row[row != 0]
+            targets_out.append(row.astype("int32"))
+            targets_in.append(shift_right(row))
+    return targets_in, targets_out
+
+
+def shift_right(target_out):
+    """`y + [END]` -> `[START] + y`: the decoder input of teacher forcing."""
+    return np.concatenate([[START_ID], target_out[:-1]]).astype("int32")
+
+
+def target_length(source, target_in, target_out):
+    """Default bucketing length: the target's."""
+    return tf.shape(target_out)[0]
+
+
+def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_remainder=None,
+                 bucket_boundaries=(), length_fn=target_length,
+                 source_spec=tf.TensorSpec([None], tf.int32)):
+    """Batches of `({"source": [B, ...], "target_in": [B, T]}, target_out [B, T])`.
+
+    Args:
+        examples: `(sources, targets_in, targets_out)`, equal-length lists
+            (sources: arrays matching `source_spec`; targets: int32 `[T]`).
+        batch_size: Examples per batch.
+        shuffle: Draw the order from `seed`, anew each pass and the same on
+            every run with that seed.
+        repeat: Repeat forever (training); else one pass that declares its
+            number of batches, so Keras averages metrics over the right count.
+        drop_remainder: Drop a last partial batch (default: when repeating;
+            several replicas need full batches).
+        bucket_boundaries: Lengths that split batches by `length_fn(source,
+            target_in, target_out)`, so similar lengths share a batch (less
+            padding). Empty: plain padded batches.
+        source_spec: A `tf.TensorSpec` of one source (token ids, an image ...).
+    """
+    if drop_remainder is None:
+        drop_remainder = repeat
+    sources, targets_in, targets_out = examples
+    if not (len(sources) == len(targets_in) == len(targets_out)):
+        raise ValueError(f"examples must be three lists of one length, received "
+                         f"{len(sources)}, {len(targets_in)}, {len(targets_out)}")
+
+    def generator():
+        yield from zip(sources, targets_in, targets_out)
+
+    target_spec = tf.TensorSpec([None], tf.int32)
+    dataset = tf.data.Dataset.from_generator(
+        generator, output_signature=(source_spec, target_spec, target_spec))
+    dataset = dataset.cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    if bucket_boundaries:
+        dataset = dataset.bucket_by_sequence_length(
+            length_fn,
+            bucket_boundaries=list(bucket_boundaries),
+            bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
+            drop_remainder=drop_remainder,
+        )
+    else:
+        dataset = dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
+    dataset = dataset.map(
+        lambda source, target_in, target_out: (
+            {"source": source, "target_in": target_in}, target_out
+        )
+    )
+    if not repeat:
+        batches = sum(1 for _ in dataset)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,92 @@
+"""The command line every task's `__main__` uses.
+
+    python -m training.TASK [--preset NAME] [--config FILE.json] [--set KEY=VALUE ...]
+                            [--workdir DIR] [--restart] [--logical-cpus N]
+
+The config is read and checked before TensorFlow starts, so a bad option
+fails at once, naming the field. Bad input data, or a workdir left by
+another config, exit with status 2 and a one-line error, no traceback.
+"""
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+from typing import Callable
+
+from training.core import config as config_lib
+
+# What a workdir holds that a restart removes (checkpoints, vocabularies, logs).
+RESTART_REMOVES = ("checkpoints", "logs", "vocabulary.source.json", "vocabulary.target.json",
+                   "vocabulary.json")
+
+
+@dataclasses.dataclass
+class Task:
+    """What the command line needs to know of a task.
+
+    Attributes:
+        name: The package name under `training` ("translation").
+        description: The `--help` text.
+        config_class, presets, default_preset: Its config.
+        run: `(config, workdir) -> report dict`; imports TensorFlow lazily.
+        print_report: `report -> None`, what the user sees at the end.
+        default_workdir: `(config, preset) -> path`.
+        input_errors: `() -> tuple of exception classes` that mean bad
+            input data (exit 2, message only).
+    """
+
+    name: str
+    description: str
+    config_class: type
+    presets: dict
+    default_preset: str
+    run: Callable
+    print_report: Callable
+    default_workdir: Callable
+    input_errors: Callable = tuple
+
+
+def main(task, argv=None):
+    """Parses the command line, runs the task, prints its report; the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m training.{task.name}", description=task.description,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    config_lib.add_arguments(parser, task.presets, default_preset=task.default_preset)
+    parser.add_argument("--restart", action="store_true",
+                        help="delete the workdir's checkpoints, vocabularies and logs, start over")
+    parser.add_argument("--logical-cpus", type=int, default=0,
+                        help="split the CPU into N logical devices (to try strategy=mirrored)")
+    args = parser.parse_args(argv)
+    try:
+        config = config_lib.load(task.config_class, task.presets, args.preset, args.config,
+                                 args.set)
+    except config_lib.ConfigError as error:
+        parser.error(str(error))
+    workdir = args.workdir or task.default_workdir(config, args.preset)
+    if args.restart:
+        for name in RESTART_REMOVES:
+            path = os.path.join(workdir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+
+    from training.core import fitting
+    from training.core.text import VocabularyMismatch
+
+    if args.logical_cpus:
+        fitting.split_cpu(args.logical_cpus)
+    if config.strategy != "default":
+        fitting.make_strategy(config.strategy)  # before TensorFlow's first operation
+    expected = (config_lib.ConfigError, fitting.CheckpointMismatch, VocabularyMismatch,
+                *task.input_errors())
+    try:
+        report = task.run(config, workdir)
+    except expected as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    task.print_report(report)
+    return 0

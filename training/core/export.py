@@ -1,0 +1,263 @@
+"""The export every task shares: a SavedModel that TensorFlow Serving, KServe
+and our own server run without this package.
+
+Layout: `<export_dir>/<name>/<version>/` (TF Serving's), written under a
+temporary name and renamed, so a server never sees a half-written version.
+
+Signatures (the input is the task's, see its exporter):
+
+- `serving_default`, greedy: `text [B]` string, `tokens [B, T]` string,
+  `token_ids [B, T]` int32, `length [B]` int32, `score [B]` float32 (the
+  log-probability), `attention [B, T, ...]` float32.
+- `beam_search`, beam width and n-best fixed at export: the same names with
+  a hypothesis axis N after B, best first; `score [B, N]` is the GNMT score.
+
+A task may add outputs (translation: `source_tokens`). T is the longest
+output in the batch; each row's answer depends on that row alone (its
+length limit included), so batching requests never changes an answer.
+`assets.extra/metadata.json` describes all of it for servers and the CLI.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+
+import tensorflow as tf
+
+from training.core.text import END_ID, PAD_ID, START_ID, detokenize_words
+
+GREEDY_SIGNATURE = "serving_default"
+BEAM_SIGNATURE = "beam_search"
+OUTPUT_NAMES = ("text", "tokens", "token_ids", "length", "score", "attention")
+METADATA_PATH = os.path.join("assets.extra", "metadata.json")
+METADATA_FORMAT = 1
+
+
+class SequenceExporter(tf.Module):
+    """Base of every task's exporter: decoding, output schema, metadata, save.
+
+    A task subclasses it and sets `task`, `input_name`, `input_kind` and
+    `attention_axes`, and implements `input_spec()` and `prepare()`; it may
+    override `replace_words()`, `format_attention()` and `metadata_extras()`.
+
+    Args:
+        model: A trained `AttentionSeq2Seq`.
+        target_vocabulary: The output `Vocabulary`.
+        max_output_tokens: Most output words (the end token aside).
+        beam_width, length_penalty, num_hypotheses: The beam signature's settings.
+    """
+
+    task = None
+    input_name = None
+    input_kind = None
+    attention_axes = ()  # the axes after [batch, (hypothesis,) output_token]
+
+    def __init__(self, model, target_vocabulary, max_output_tokens, beam_width=4,
+                 length_penalty=0.6, num_hypotheses=4, name=None):
+        super().__init__(name=name or self.task)
+        if not 1 <= int(num_hypotheses) <= int(beam_width):
+            raise ValueError(f"num_hypotheses must be in [1, beam_width={beam_width}], "
+                             f"received {num_hypotheses}")
+        self.model = model
+        self.target_vocabulary = target_vocabulary
+        self.max_output_tokens = int(max_output_tokens)
+        self.beam_width = int(beam_width)
+        self.length_penalty = float(length_penalty)
+        self.num_hypotheses = int(num_hypotheses)
+        spec = self.input_spec()
+        self.greedy = tf.function(self._greedy, input_signature=[spec])
+        self.beam = tf.function(self._beam, input_signature=[spec])
+
+    # ------------------------------------------------------------ task hooks
+    def input_spec(self):
+        """The `tf.TensorSpec` of the signatures' one input (named `input_name`)."""
+        raise NotImplementedError
+
+    def prepare(self, inputs):
+        """`inputs [B, ...]` -> `(source, max_lengths [B], rows, extras)`.
+
+        `source` is what the model's encoder takes; `max_lengths` each row's
+        output limit (end token included, at most `max_output_tokens + 1`);
+        `rows` a dict of `[B, ...]` tensors the hooks need per row, with
+        `"empty"` (bool `[B]`: the row has nothing to decode, it gets an
+        empty answer); `extras` more outputs `[B, ...]`.
+        """
+        raise NotImplementedError
+
+    def replace_words(self, words, ids, attention, rows):
+        """Hook on the output words `[R, T]` (e.g. unknown-word replacement);
+        `ids [R, T]`, `attention [R, T, S]`, `rows` as from `prepare`."""
+        return words
+
+    def format_attention(self, attention, rows):
+        """`[R, T, S]` -> what the signature returns (e.g. `[R, T, H, W]`)."""
+        return attention
+
+    def metadata_extras(self):
+        """Task facts for metadata.json (vocabulary sizes, lengths ...)."""
+        return {}
+
+    # -------------------------------------------------------------- decoding
+    def _decode(self, inputs, method, **options):
+        source, max_lengths, rows, extras = self.prepare(inputs)
+        max_lengths = tf.minimum(tf.cast(max_lengths, tf.int32), self.max_output_tokens + 1)
+        # The loop runs to the batch's longest limit; shorter rows end at theirs.
+        loop_length = tf.maximum(tf.reduce_max(max_lengths), 1)
+        result = self.model.generate(source, START_ID, END_ID, loop_length, method=method,
+                                     max_lengths=max_lengths, **options)
+        return result, rows, extras
+
+    def _finish(self, ids, lengths, attention, rows):
+        """Words, text and attention of `R` outputs: `ids [R, T]`,
+        `lengths [R]`, `attention [R, T, S]`."""
+        lengths = tf.where(rows["empty"], 0, lengths)
+        longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
+        ids, attention = ids[:, :longest], attention[:, :longest]
+        valid = tf.sequence_mask(lengths, longest)  # --> [R, T]
+        ids = tf.where(valid, ids, PAD_ID)
+        words = self.target_vocabulary.words_of(ids)
+        words = tf.where(valid, self.replace_words(words, ids, attention, rows), "")
+        text = detokenize_words(tf.RaggedTensor.from_tensor(words, lengths=lengths))
+        attention = attention * tf.cast(valid, attention.dtype)[..., None]
+        return {"text": text, "tokens": words, "token_ids": ids, "length": lengths,
+                "attention": self.format_attention(attention, rows)}
+
+    def _greedy(self, inputs):
+        result, rows, extras = self._decode(inputs, "greedy")
+        outputs = self._finish(result.ids, result.lengths, result.attention, rows)
+        outputs["score"] = tf.where(rows["empty"], 0.0, result.log_probs)
+        return {**outputs, **extras}
+
+    def _beam(self, inputs):
+        result, rows, extras = self._decode(
+            inputs, "beam", beam_width=self.beam_width, length_penalty=self.length_penalty,
+            num_hypotheses=self.num_hypotheses)
+        n = self.num_hypotheses
+        batch = tf.shape(result.ids)[0]
+
+        def flat(x):  # [B, N, ...] --> [B*N, ...]
+            return tf.reshape(x, tf.concat([[batch * n], tf.shape(x)[2:]], 0))
+
+        def unflat(x):  # [B*N, ...] --> [B, N, ...]
+            return tf.reshape(x, tf.concat([[batch, n], tf.shape(x)[1:]], 0))
+
+        repeated_rows = {key: tf.repeat(value, n, axis=0) for key, value in rows.items()}
+        outputs = self._finish(flat(result.ids), flat(result.lengths), flat(result.attention),
+                               repeated_rows)
+        outputs = {key: unflat(value) for key, value in outputs.items()}
+        outputs["score"] = tf.where(rows["empty"][:, None], 0.0, result.scores)
+        return {**outputs, **extras}
+
+    # ------------------------------------------------------------------ save
+    def signatures(self):
+        return {GREEDY_SIGNATURE: self.greedy.get_concrete_function(),
+                BEAM_SIGNATURE: self.beam.get_concrete_function()}
+
+    def metadata(self, signatures):
+        """What a server or the CLI needs to know, as a JSON-able dict."""
+        from keras_attention import __version__
+
+        described = {}
+        for key, function in signatures.items():
+            outputs = function.structured_outputs
+            described[key] = {
+                "decoding": "greedy" if key == GREEDY_SIGNATURE else "beam",
+                "inputs": {self.input_name: {**_spec_json(self.input_spec()),
+                                             "kind": self.input_kind}},
+                "outputs": {name: _spec_json(outputs[name]) for name in sorted(outputs)},
+                "attention_axes": ["batch"] + (["hypothesis"] if key == BEAM_SIGNATURE else [])
+                + ["output_token", *self.attention_axes],
+            }
+        described[BEAM_SIGNATURE].update(beam_width=self.beam_width,
+                                         num_hypotheses=self.num_hypotheses,
+                                         length_penalty=self.length_penalty)
+        return {
+            "format_version": METADATA_FORMAT,
+            "task": self.task,
+            "package_version": __version__,
+            "default_signature": GREEDY_SIGNATURE,
+            "signatures": described,
+            "target_vocabulary_size": self.target_vocabulary.size,
+            "max_output_tokens": self.max_output_tokens,
+            **self.metadata_extras(),
+        }
+
+    def save(self, export_dir, name, version):
+        """Writes `<export_dir>/<name>/<version>/` and its metadata.json.
+
+        Traced without cuDNN kernels, so an export made on a GPU machine runs
+        on a CPU-only server. Returns the version's path.
+        """
+        version_dir = os.path.join(export_dir, name, str(int(version)))
+        partial = os.path.join(export_dir, name, f".{int(version)}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        with without_cudnn(self.model):
+            signatures = self.signatures()
+            tf.saved_model.save(self, partial, signatures=signatures)
+        metadata = self.metadata(signatures)
+        os.makedirs(os.path.join(partial, "assets.extra"), exist_ok=True)
+        with open(os.path.join(partial, METADATA_PATH), "w", encoding="utf-8") as handle:
+            json.dump(metadata, handle, indent=2, sort_keys=True)
+        if os.path.exists(version_dir):  # a re-export replaces the version whole
+            stale = partial + ".old"
+            shutil.rmtree(stale, ignore_errors=True)
+            os.replace(version_dir, stale)
+            shutil.rmtree(stale)
+        os.replace(partial, version_dir)
+        return version_dir
+
+
+def _spec_json(spec):
+    shape = spec.shape.as_list() if spec.shape.rank is not None else None
+    return {"dtype": spec.dtype.name, "shape": [-1 if d is None else d for d in shape]}
+
+
+@contextlib.contextmanager
+def without_cudnn(model):
+    """Recurrent layers trace their portable kernel, not cuDNN's.
+
+    Keras' GRU and LSTM take cuDNN's kernel when traced where a GPU is
+    visible, and a graph that holds it has no CPU kernel.
+    """
+    changed = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if getattr(layer, "use_cudnn", False) in ("auto", True):
+            changed.append((layer, layer.use_cudnn))
+            layer.use_cudnn = False
+    try:
+        yield
+    finally:
+        for layer, value in changed:
+            layer.use_cudnn = value
+
+
+def read_metadata(version_dir):
+    """The metadata.json of an exported version, as a dict."""
+    with open(os.path.join(version_dir, METADATA_PATH), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def ops_without_cpu_kernel(version_dir):
+    """Op types in a SavedModel's graphs that no CPU kernel implements.
+
+    An empty list means a CPU-only TensorFlow (Serving) can run it.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow.python.framework import kernels
+
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(version_dir, "saved_model.pb"), "rb") as handle:
+        saved_model.ParseFromString(handle.read())
+    op_types, functions = set(), set()
+    for meta_graph in saved_model.meta_graphs:
+        op_types.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            functions.add(function.signature.name)
+            op_types.update(node.op for node in function.node_def)
+    missing = []
+    for op_type in sorted(op_types - functions):
+        devices = {k.device_type for k in kernels.get_registered_kernels_for_op(op_type).kernel}
+        if not devices & {"CPU", "DEFAULT"}:  # DEFAULT kernels (NoOp ...) run on any device
+            missing.append(op_type)
+    return missing
