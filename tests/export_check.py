@@ -12,23 +12,31 @@ import subprocess
 import sys
 import textwrap
 
-SCRIPT = textwrap.dedent(r"""
+# The head of every fresh-process script: importing this project fails.
+IMPORT_BLOCKER = textwrap.dedent(r"""
     import json, os, sys
 
     class Blocked:
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in ("keras_attention", "training"):
-                raise ImportError("blocked: " + name)
+                raise ImportError("blocked in this process: " + name)
             return None
 
     sys.meta_path.insert(0, Blocked())
-    for name in ("keras_attention", "training"):
-        try:
-            __import__(name)
-        except ImportError:
-            pass
-        else:
-            raise SystemExit(name + " is importable")
+
+    def project_importable():
+        for name in ("keras_attention", "training"):
+            try:
+                __import__(name)
+            except ImportError:
+                continue
+            return True
+        return False
+""")
+
+SCRIPT = IMPORT_BLOCKER + textwrap.dedent(r"""
+    if project_importable():
+        raise SystemExit("the project is importable")
 
     import numpy as np
     import tensorflow as tf

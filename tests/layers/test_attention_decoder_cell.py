@@ -406,6 +406,27 @@ def _decoder_pair(timing, feed, rnn, attention, rng, **cell_kwargs):
     return decoders
 
 
+def _check_both_paths(slow, auto, x, memory, memory_mask, inputs_mask, initial, reference):
+    """Both decoders against the numpy `(outputs, weights, final states)` at
+    real target steps, and against each other everywhere (padding included).
+    Returns `{"step path": (out, weights, states), "auto path": ...}`."""
+    ref_out, ref_w, ref_states = reference
+    valid = np.ones((B, T), bool) if inputs_mask is None else inputs_mask
+    results = {}
+    for name, decoder in (("step path", slow), ("auto path", auto)):
+        out, weights, states = decoder(
+            f32(x), f32(memory), memory_mask=memory_mask, inputs_mask=inputs_mask,
+            initial_state=f32(initial), return_attention_scores=True, return_state=True,
+        )
+        results[name] = (out, weights, states)
+        assert_close(_np(out)[valid], ref_out[valid], what=f"{name} outputs")
+        assert_close(_np(weights)[valid], ref_w[valid], what=f"{name} weights")
+        assert_close(states, ref_states, what=f"{name} final state")
+    assert_close(results["auto path"], keras.tree.map_structure(_np, results["step path"]),
+                 what="auto vs step path")
+    return results
+
+
 @pytest.mark.parametrize("timing,input_feeding,rnn,attention", SEQ_CASES)
 @pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
 def test_sequence_paths_agree_with_numpy(timing, input_feeding, rnn, attention, masked):
@@ -419,21 +440,8 @@ def test_sequence_paths_agree_with_numpy(timing, input_feeding, rnn, attention, 
     initial_state = (initial, np.zeros((B, slow.cell.attentional_size(DM))))
     ref_out, ref_w, ref_states = np_decode(slow.cell, x, initial_state, memory, m_mask,
                                            inputs_mask)
-    valid = np.ones((B, T), bool) if inputs_mask is None else inputs_mask
-
-    results = {}
-    for name, decoder in (("step path", slow), ("auto path", auto)):
-        out, weights, states = decoder(
-            f32(x), f32(memory), memory_mask=m_mask, inputs_mask=inputs_mask,
-            initial_state=f32(initial), return_attention_scores=True, return_state=True,
-        )
-        results[name] = (out, weights, states)
-        assert_close(_np(out)[valid], ref_out[valid], what=f"{name} outputs")
-        assert_close(_np(weights)[valid], ref_w[valid], what=f"{name} weights")
-        assert_close(states, ref_states, what=f"{name} final state")
-    # The two paths agree everywhere, padded positions included.
-    assert_close(results["auto path"], keras.tree.map_structure(_np, results["step path"]),
-                 what="auto vs step path")
+    results = _check_both_paths(slow, auto, x, memory, m_mask, inputs_mask, initial,
+                                (ref_out, ref_w, ref_states))
 
     # The manual step loop (what decoding runs) agrees too.
     dc = slow.cell
@@ -597,18 +605,8 @@ def test_gated_sequence_paths_agree_with_numpy(timing, input_feeding, rnn, atten
     initial = random_states(slow.cell, rng)[0]
     ref_out, ref_w, ref_states = np_decode(slow.cell, x, (initial, np.zeros((B, A_SIZE))),
                                            memory, memory_mask, inputs_mask)
-    results = {}
-    for name, decoder in (("step path", slow), ("auto path", auto)):
-        out, weights, states = decoder(
-            f32(x), f32(memory), memory_mask=memory_mask, inputs_mask=inputs_mask,
-            initial_state=f32(initial), return_attention_scores=True, return_state=True,
-        )
-        results[name] = (out, weights, states)
-        assert_close(_np(out)[inputs_mask], ref_out[inputs_mask], what=f"{name} outputs")
-        assert_close(_np(weights)[inputs_mask], ref_w[inputs_mask], what=f"{name} weights")
-        assert_close(states, ref_states, what=f"{name} final state")
-    assert_close(results["auto path"], keras.tree.map_structure(_np, results["step path"]),
-                 what="auto vs step path")
+    _check_both_paths(slow, auto, x, memory, memory_mask, inputs_mask, initial,
+                      (ref_out, ref_w, ref_states))
 
 
 @pytest.mark.parametrize("timing,input_feeding,size", [

@@ -20,6 +20,8 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
+from export_check import IMPORT_BLOCKER
+
 from training.core.seq2seq import AttentionSeq2Seq, RecurrentTextEncoder, make_decoder_cell
 
 PAD, START, END = 0, 1, 2
@@ -265,21 +267,8 @@ class DecodeModule(tf.Module):
 
 # Runs in a fresh interpreter (-I: no PYTHONPATH, no cwd on sys.path) where
 # importing this project fails, so the SavedModel must stand on its own.
-_CHILD = textwrap.dedent("""
-    import json, sys
-
-    class Blocker:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("keras_attention", "training"):
-                raise ImportError("blocked in this process: " + name)
-            return None
-
-    sys.meta_path.insert(0, Blocker())
-    try:
-        import keras_attention  # noqa: F401
-        blocked = False
-    except ImportError:
-        blocked = True
+_CHILD = IMPORT_BLOCKER + textwrap.dedent("""
+    blocked = not project_importable()
 
     import numpy as np
     import tensorflow as tf
