@@ -1,0 +1,1 @@
+"""Image captioning: the generated scenes data set (Show, Attend and Tell style)."""
