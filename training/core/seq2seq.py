@@ -32,6 +32,10 @@ class AttentionSeq2Seq(keras.Model):
         decoder_cell: An `AttentionDecoderCell`.
         fast_path: `AttentionDecoder` fast path mode.
         dropout: Dropout on the decoder outputs before the projection.
+        attention_regularization: lambda of Show, Attend and Tell's doubly
+            stochastic regularization, `lambda * sum_i (1 - sum_t a_ti)^2`
+            over unmasked memory positions i and target steps t, averaged
+            over the batch and added to the training loss (0: off).
 
     Call arguments:
         inputs: dict with `"source"` (whatever the encoder takes) and
@@ -43,9 +47,13 @@ class AttentionSeq2Seq(keras.Model):
 
     def __init__(
         self, encoder, target_vocab_size, embedding_dim, decoder_cell, fast_path="auto",
-        dropout=0.0, **kwargs,
+        dropout=0.0, attention_regularization=0.0, **kwargs,
     ):
         super().__init__(**kwargs)
+        if attention_regularization < 0:
+            raise ValueError(f"`attention_regularization` must be >= 0, received "
+                             f"{attention_regularization}")
+        self.attention_regularization = float(attention_regularization)
         self.encoder = encoder
         self.target_vocab_size = int(target_vocab_size)
         self.embedding_dim = int(embedding_dim)
@@ -74,6 +82,9 @@ class AttentionSeq2Seq(keras.Model):
         )  # --> [B, T, O], [B, T, S]
         logits = self.output_projection(self.output_dropout(outputs, training=training))
         logits = ops.cast(logits, "float32")  # --> [B, T, V]
+        if training and self.attention_regularization:
+            self.add_loss(self.attention_regularization * doubly_stochastic_penalty(
+                weights, target_in != 0, memory_mask) / _replicas())
         if return_attention_scores:
             return logits, weights
         return logits
@@ -145,6 +156,7 @@ class AttentionSeq2Seq(keras.Model):
             "decoder_cell": keras.saving.serialize_keras_object(self.decoder_cell),
             "fast_path": self.fast_path,
             "dropout": self.dropout,
+            "attention_regularization": self.attention_regularization,
         })
         return config
 
@@ -154,6 +166,29 @@ class AttentionSeq2Seq(keras.Model):
         config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
         config["decoder_cell"] = keras.saving.deserialize_keras_object(config["decoder_cell"])
         return cls(**config)
+
+
+def doubly_stochastic_penalty(weights, target_mask, memory_mask=None):
+    """`mean_b sum_i (1 - sum_t a_bti)^2` (Xu et al. 2015, eq. 14).
+
+    weights `[B, T, S]`; target_mask bool `[B, T]` (padding steps count no
+    attention); memory_mask bool `[B, S]` (padding regions are not
+    penalized). Returns a float32 scalar.
+    """
+    weights = ops.cast(weights, "float32") * ops.cast(target_mask, "float32")[..., None]
+    shortfall = ops.square(1.0 - ops.sum(weights, axis=1))  # --> [B, S]
+    if memory_mask is not None:
+        shortfall = shortfall * ops.cast(memory_mask, "float32")
+    return ops.mean(ops.sum(shortfall, axis=-1))
+
+
+def _replicas():
+    """Replicas whose gradients are summed (the loss is a mean per replica)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 def end_at_row_limits(step_fn, end_token):
@@ -186,13 +221,13 @@ def build_decoder_cell(config):
         input_feeding=input_feeding, rnn_type=config.rnn_type,
         initial_state=config.decoder_initial_state,
         attention_layer_norm=config.attention_layer_norm,
-        attention_activation=config.attention_activation,
+        attention_activation=config.attention_activation, context_gate=config.context_gate,
     )
 
 
 def make_decoder_cell(units, attention, attention_units, timing="luong", input_feeding=False,
                       rnn_type="gru", initial_state="zeros", attention_layer_norm=False,
-                      attention_activation="tanh"):
+                      attention_activation="tanh", context_gate=False):
     """An `AttentionDecoderCell` from plain options (used by configs)."""
 
     if attention == "additive":
@@ -208,4 +243,5 @@ def make_decoder_cell(units, attention, attention_units, timing="luong", input_f
         cell, attention_layer, attention_layer_size=units, timing=timing,
         input_feeding=input_feeding, initial_state=initial_state,
         attention_layer_norm=attention_layer_norm, attention_activation=attention_activation,
+        context_gate=context_gate,
     )

@@ -28,5 +28,6 @@ def build_model(config, source_vocab_size, target_vocab_size):
     """An `AttentionSeq2Seq` for ids `[B, S]` -> logits `[B, T, V]`."""
     return AttentionSeq2Seq(
         build_encoder(config, source_vocab_size), target_vocab_size, config.embedding_dim,
-        build_decoder_cell(config), fast_path="auto", dropout=config.dropout, name="translator",
+        build_decoder_cell(config), fast_path="auto", dropout=config.dropout,
+        attention_regularization=config.attention_regularization, name="translator",
     )
