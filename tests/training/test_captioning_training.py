@@ -1,0 +1,188 @@
+"""Image captioning end to end on generated one-object scenes (about a
+minute on 2 CPU cores): learning beyond chance, the report, the export in
+a process that cannot import this project (PNG, JPEG, GIF, BMP, grayscale,
+RGBA, odd sizes), bad bytes, and the doubly stochastic penalty."""
+
+import dataclasses
+import io
+import os
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+# One-object scenes have 2 sizes x 5 colours x 3 shapes = 30 captions: chance
+# exact match is 1/30. A CI-sized model gets most of them in trial runs.
+EXACT_MATCH_THRESHOLD = 50.0
+
+
+def tiny_config(**changes):
+    from training.captioning.config import PRESETS, CaptioningConfig
+    from training.core import config as config_lib
+
+    config = config_lib.load(CaptioningConfig, PRESETS, "tiny")
+    values = dict(scene_max_objects=1, train_scenes=1500, dev_scenes=64, test_scenes=96,
+                  units=64, embedding_dim=32, attention_units=32, cnn_filters=16,
+                  batch_size=32, steps_per_epoch=50, epochs=4, learning_rate=0.005,
+                  export_name="cap", export_version=2, plot_examples=2, meteor=False)
+    values.update(changes)
+    return dataclasses.replace(config, **values)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from training.captioning import train as train_lib
+
+    workdir = str(tmp_path_factory.mktemp("captioning"))
+    config = tiny_config()
+    captioners = []
+
+    class RecordingCaptioner(train_lib.Captioner):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            captioners.append(self)
+
+    corpus = train_lib.load_corpus(config)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_lib, "Captioner", RecordingCaptioner)
+        report = train_lib.train_and_evaluate(config, workdir, corpus=corpus,
+                                              log=lambda *a: None)
+    return dict(report=report, captioner=captioners[0], workdir=workdir, config=config,
+                corpus=corpus)
+
+
+def test_learns_one_object_scenes_beyond_chance(trained):
+    report = trained["report"]
+    print({k: report[k] for k in ("greedy", "localization", "training")})
+    assert report["greedy"]["exact_match"] >= EXACT_MATCH_THRESHOLD
+    assert report["greedy"]["bleu4"] > 50.0
+    beam = report[f"beam{trained['config'].beam_width}"]
+    assert beam["exact_match"] >= EXACT_MATCH_THRESHOLD
+    loc = report["localization"]
+    assert loc["words"] > 0 and 0.0 <= loc["mass"] <= 1.0
+
+
+def test_report_files_and_plots(trained):
+    report, workdir = trained["report"], trained["workdir"]
+    assert report["test_images"] == trained["config"].test_scenes
+    with open(os.path.join(workdir, "test.hypotheses.greedy.txt"), encoding="utf-8") as f:
+        assert len(f.read().split("\n")) - 1 == report["test_images"]
+    assert report["plots"]
+    for path in report["plots"]:
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.isfile(os.path.join(report["export"], "assets.extra", "metadata.json"))
+    assert report["parameters"] > 0
+
+
+def encoded_variants(image):
+    """The same picture as PNG, JPEG, GIF, BMP, grayscale PNG, RGBA PNG and at an odd size."""
+    from PIL import Image
+
+    picture = Image.fromarray(image)
+    out = {}
+    for name, kind, converted in (("png", "PNG", picture), ("jpeg", "JPEG", picture),
+                                  ("gif", "GIF", picture), ("bmp", "BMP", picture),
+                                  ("gray", "PNG", picture.convert("L")),
+                                  ("rgba", "PNG", picture.convert("RGBA")),
+                                  ("odd", "PNG", picture.resize((97, 53)))):
+        buffer = io.BytesIO()
+        converted.save(buffer, format=kind)
+        out[name] = buffer.getvalue()
+    return out
+
+
+def test_export_in_a_fresh_process_equals_in_process(trained, tmp_path):
+    import tensorflow as tf
+
+    from export_check import check_metadata_matches_signatures, run_in_fresh_process
+
+    captioner, test = trained["captioner"], trained["corpus"].test
+    variants = encoded_variants(test[0].image)
+    inputs = [variants[name] for name in sorted(variants)] + \
+        [encoded_variants(example.image)["png"] for example in test[1:4]]
+    out = run_in_fresh_process(trained["report"]["export"],
+                               {"image_bytes": {"bytes": [b.decode("latin-1") for b in inputs]}},
+                               cwd=tmp_path)
+    check_metadata_matches_signatures(out)
+    metadata = out["metadata"]
+    assert metadata["task"] == "image_captioning" and metadata["image_size"] == 64
+    h, w = metadata["grid_shape"]
+    greedy, beam = out["signatures"]["serving_default"], out["signatures"]["beam_search"]
+    in_process = captioner.greedy(tf.constant(inputs))
+    assert greedy["text"] == [t.decode() for t in in_process["text"].numpy()]
+    in_beam = captioner.beam(tf.constant(inputs))
+    assert beam["text"] == [[t.decode() for t in row] for row in in_beam["text"].numpy()]
+    attention = np.asarray(greedy["attention"])
+    assert attention.shape[0] == len(inputs) and attention.shape[2:] == (h, w)
+    for row, length in zip(attention, greedy["length"]):
+        np.testing.assert_allclose(row[:length].sum(axis=(1, 2)), 1.0, atol=1e-4)
+    # Lossless encodings of the same pixels give the same caption as the PNG.
+    names = sorted(variants)
+    png = greedy["text"][names.index("png")]
+    for name in ("bmp", "rgba"):
+        assert greedy["text"][names.index(name)] == png, name
+    assert png == test[0].captions[0] or trained["report"]["greedy"]["exact_match"] < 100
+
+
+def test_bytes_that_are_not_an_image_fail_with_a_clear_error(trained):
+    import tensorflow as tf
+
+    captioner = trained["captioner"]
+    for bad in (b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20):
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            captioner.greedy(tf.constant([bad]))
+        message = str(error.value)
+        assert "image" in message.lower() or "png" in message.lower(), message[:300]
+
+
+def test_doubly_stochastic_penalty_equals_numpy(rng):
+    from training.core.seq2seq import doubly_stochastic_penalty
+
+    weights = rng.random((3, 5, 7)).astype("float32")
+    weights /= weights.sum(-1, keepdims=True)
+    target_mask = np.ones((3, 5), bool)
+    target_mask[1, 3:] = False
+    memory_mask = np.ones((3, 7), bool)
+    memory_mask[2, 5:] = False
+    want = np.mean([
+        sum((1 - sum(weights[b, t, i] for t in range(5) if target_mask[b, t])) ** 2
+            for i in range(7) if memory_mask[b, i])
+        for b in range(3)])
+    got = float(doubly_stochastic_penalty(weights, target_mask, memory_mask))
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_the_penalty_enters_the_training_loss_only(rng):
+    import keras
+
+    from training.captioning.model import build_model
+
+    config = tiny_config(attention_regularization=2.0)
+    model = build_model(config, 20)
+    images = rng.integers(0, 255, (2, 64, 64, 3)).astype("uint8")
+    inputs = {"source": images, "target_in": np.array([[2, 5, 6], [2, 7, 0]], "int32")}
+    model(inputs)
+    assert not model.losses
+    _, weights = model(inputs, training=True, return_attention_scores=True)
+    from training.core.seq2seq import doubly_stochastic_penalty
+
+    expected = 2.0 * float(doubly_stochastic_penalty(weights, inputs["target_in"] != 0))
+    assert len(model.losses) >= 1
+    assert float(keras.ops.convert_to_numpy(model.losses[-1])) == pytest.approx(expected,
+                                                                                rel=1e-4)
+
+
+def test_word_referents_pick_the_one_matching_object():
+    from training.captioning.evaluation import word_referents
+    from training.captioning.scenes import generate_scenes
+
+    scene = next(s for s in generate_scenes(50, seed=4) if len(s.objects) == 2
+                 and len({o.colour for o in s.objects}) == len({o.shape for o in s.objects}) == 2)
+    words = scene.caption.split()
+    assert word_referents(words, scene.objects) == list(scene.word_objects)
+    # A colour no object has names nothing.
+    colours = {o.colour for o in scene.objects}
+    other = next(c for c in ("red", "green", "blue", "yellow", "white") if c not in colours)
+    assert word_referents(["a", other], scene.objects) == [-1, -1]

@@ -1,0 +1,76 @@
+"""The captioner as a SavedModel: encoded image bytes in, caption and
+attention maps out.
+
+The signatures and output names are every task's (`training.core.export`):
+`serving_default` (greedy) and `beam_search` (n-best) take `image_bytes`,
+string `[B]`: JPEG, PNG, GIF (first frame) or BMP, any size, grayscale or
+RGBA too, decoded and resized to the training size in the graph. They
+return `text`, `tokens`, `token_ids`, `length`, `score` and `attention`
+`[B, T, h, w]` (`[B, N, T, h, w]` for the beam): each word's weights over
+the encoder's h x w grid of image regions. Bytes that are not an image
+fail the request with TensorFlow's "Unknown image file format" error.
+Only stock TensorFlow ops.
+"""
+
+import tensorflow as tf
+
+from training.core.export import SequenceExporter
+
+
+def decode_images(image_bytes, image_size):
+    """`[B]` encoded images -> uint8 `[B, size, size, 3]` (stock ops)."""
+
+    def decode(data):
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size),
+                                antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+    return tf.map_fn(decode, image_bytes,
+                     fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8))
+
+
+class Captioner(SequenceExporter):
+    """Wraps a trained image `AttentionSeq2Seq` with its caption vocabulary.
+
+    Args:
+        model: The trained model (images `[B, size, size, 3]` -> logits).
+        vocabulary: The caption `Vocabulary`.
+        image_size: The side images are resized to.
+        grid_shape: `(h, w)` of the encoder's region grid.
+        max_caption_tokens: Most words per caption.
+        beam_width, length_penalty, num_hypotheses: Beam signature settings.
+
+    Example (`captioner.save("export", "captioner", 1)` writes it):
+
+        out = captioner.greedy(tf.constant([open("cat.jpg", "rb").read()]))
+        out["text"], out["attention"]   # [B], [B, T, h, w]
+    """
+
+    task = "image_captioning"
+    input_name = "image_bytes"
+    input_kind = "image"
+    attention_axes = ("region_row", "region_column")
+
+    def __init__(self, model, vocabulary, image_size, grid_shape, max_caption_tokens,
+                 beam_width=3, length_penalty=0.6, num_hypotheses=3):
+        self.image_size = int(image_size)
+        self.grid_shape = tuple(int(d) for d in grid_shape)
+        super().__init__(model, vocabulary, max_caption_tokens, beam_width, length_penalty,
+                         min(int(num_hypotheses), int(beam_width)), name="captioner")
+
+    def input_spec(self):
+        return tf.TensorSpec([None], tf.string, name=self.input_name)
+
+    def prepare(self, image_bytes):
+        images = decode_images(tf.reshape(image_bytes, [-1]), self.image_size)
+        batch = tf.shape(images)[0]
+        max_lengths = tf.fill([batch], self.max_output_tokens + 1)
+        return images, max_lengths, {"empty": tf.zeros([batch], tf.bool)}, {}
+
+    def format_attention(self, attention, rows):
+        shape = tf.shape(attention)
+        return tf.reshape(attention, tf.concat([shape[:2], self.grid_shape], 0))
+
+    def metadata_extras(self):
+        return {"image_size": self.image_size, "grid_shape": list(self.grid_shape)}

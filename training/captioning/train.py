@@ -1,0 +1,166 @@
+"""Train, evaluate and export an image captioner: `train_and_evaluate`."""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from training.captioning import data as data_lib
+from training.captioning import evaluation, metrics
+from training.captioning.export import Captioner
+from training.captioning.model import build_model
+from training.core import batching
+from training.core import config as config_lib
+from training.core import evaluation as core_evaluation
+from training.core import fitting
+from training.core.text import load_or_build_vocabulary
+
+
+def load_corpus(config):
+    """The corpus the config names, as a `CaptionCorpus`."""
+    if config.data == "generated":
+        corpus = data_lib.load_generated(
+            config.train_scenes, config.dev_scenes, config.test_scenes, config.data_seed,
+            config.image_size, noise=config.scene_noise, clutter=config.scene_clutter,
+            max_objects=config.scene_max_objects)
+    elif config.data == "folder":
+        corpus = data_lib.load_folder(config.images_dir, config.captions_file,
+                                      config.image_size, skip_bad_lines=config.skip_bad_lines)
+    else:
+        corpus = data_lib.load_coco(config.image_size, data_dir=config.tfds_data_dir)
+    if config.max_train_examples:
+        corpus.train = corpus.train[: config.max_train_examples]
+    return corpus
+
+
+def encode_examples(examples, vocabulary):
+    """One training example per (image, caption): `(images, targets_in, targets_out)`."""
+    images, captions = [], []
+    for example in examples:
+        for caption in example.captions:
+            images.append(example.image)
+            captions.append(caption)
+    targets_in, targets_out = batching.encode_targets(captions, vocabulary)
+    return images, targets_in, targets_out
+
+
+def train(config, workdir, corpus=None, log=print, model_builder=build_model,
+          optimizer_builder=fitting.default_optimizer, callbacks=()):
+    """Trains (resuming at the step where a run stopped).
+
+    Returns `(fit_result, vocabulary)`.
+    """
+    config_lib.check(config)
+    os.makedirs(workdir, exist_ok=True)
+    config_lib.save(config, os.path.join(workdir, "config.json"))
+    keras.utils.set_random_seed(config.seed)
+    corpus = corpus or load_corpus(config)
+    log(corpus.summary())
+    vocabulary = load_or_build_vocabulary(
+        os.path.join(workdir, "vocabulary.json"),
+        [caption for example in corpus.train for caption in example.captions],
+        config.vocab_size, config.max_caption_tokens, config.min_word_count, name="vocabulary")
+    log(f"vocabulary: {vocabulary.size} words")
+    train_examples = encode_examples(corpus.train, vocabulary)
+    dev_examples = encode_examples(corpus.dev, vocabulary)
+    spec = tf.TensorSpec([config.image_size, config.image_size, 3], tf.uint8)
+
+    replicas = fitting.make_strategy(config.strategy).num_replicas_in_sync
+    dev_batch = max(replicas, config.eval_batch_size // replicas * replicas)
+    result = fitting.fit(
+        config, workdir,
+        build_model=lambda: model_builder(config, vocabulary.size),
+        train_data=lambda skip: batching.make_dataset(
+            train_examples, config.batch_size, shuffle=True, seed=config.seed, repeat=True,
+            source_spec=spec).skip(skip),
+        dev_data=batching.make_dataset(dev_examples, dev_batch, shuffle=False,
+                                       drop_remainder=replicas > 1, source_spec=spec),
+        log=log, optimizer_builder=optimizer_builder, callbacks=callbacks,
+    )
+    return result, vocabulary
+
+
+def encode_png(images):
+    """uint8 `[H, W, 3]` arrays -> PNG bytes (what a client sends)."""
+    return [tf.io.encode_png(image).numpy() for image in images]
+
+
+def evaluate(config, captioner, corpus, workdir, log=print):
+    """Caption metrics (greedy and beam), localization, plots, hypotheses."""
+    test = corpus.test[: config.max_eval_examples] if config.max_eval_examples else corpus.test
+    inputs = encode_png([example.image for example in test])
+    references = [example.captions for example in test]
+    report = {"test_images": len(test)}
+    for name, signature in (("greedy", captioner.greedy),
+                            (f"beam{captioner.beam_width}", captioner.beam)):
+        log(f"captioning {len(test)} test images ({name})")
+        start = time.monotonic()
+        results = core_evaluation.run_in_batches(signature, inputs, config.eval_batch_size,
+                                                 progress=log is print, unit_name="image")
+        seconds = time.monotonic() - start
+        hypotheses = [core_evaluation.best_text(r) for r in results]
+        core_evaluation.write_lines(os.path.join(workdir, f"test.hypotheses.{name}.txt"),
+                                    hypotheses)
+        scores = metrics.caption_scores(hypotheses, references, meteor=config.meteor)
+        scores["seconds"] = round(seconds, 1)
+        report[name] = scores
+        if name == "greedy":
+            if test and test[0].objects is not None:
+                report["localization"] = localization(results, test, captioner)
+            report["plots"] = evaluation.draw_examples(
+                results, [example.image for example in test], os.path.join(workdir, "plots"),
+                config.plot_examples)
+            report["examples"] = [
+                {"reference": references[i][0], "caption": hypotheses[i]}
+                for i in range(min(max(config.plot_examples, 4), len(test)))]
+    core_evaluation.write_lines(os.path.join(workdir, "test.references.txt"),
+                                [" | ".join(r) for r in references])
+    return report
+
+
+def localization(results, test, captioner):
+    """Attention mass in the named object's box, argmax hits, chance."""
+    records = []
+    for result, example in zip(results, test):
+        length = int(result["length"])
+        words = [w.decode("utf-8") for w in result["tokens"][:length]]
+        attention = np.asarray(result["attention"])[:length]  # --> [T, h, w]
+        records += metrics.localization(
+            attention.reshape(length, -1), evaluation.word_referents(words, example.objects),
+            [o.box for o in example.objects], captioner.grid_shape, captioner.image_size)
+    return metrics.summarize_localization(records)
+
+
+def train_and_evaluate(config, workdir, corpus=None, log=print):
+    """The whole job: train (or resume), export, evaluate, report.
+
+    Returns the report dict, also written to `workdir/report.json`.
+    """
+    started = time.monotonic()
+    config_lib.check(config)
+    corpus = corpus or load_corpus(config)
+    fit_result, vocabulary = train(config, workdir, corpus, log)
+    model = fit_result.model
+    captioner = Captioner(model, vocabulary, config.image_size,
+                          model.encoder.grid_shape(config.image_size), config.max_caption_tokens,
+                          config.beam_width, config.length_penalty, config.num_hypotheses)
+    export_path = captioner.save(os.path.join(workdir, "export"), config.export_name,
+                                 config.export_version)
+    model.save(os.path.join(workdir, "model.keras"))
+    report = evaluate(config, captioner, corpus, workdir, log)
+    report.update({
+        "training": {"steps": fit_result.steps, "seconds": fit_result.train_seconds,
+                     "stopped_by": fit_result.stopped_by},
+        "parameters": int(model.count_params()),
+        "export": export_path,
+        "workdir": workdir,
+        "config": dataclasses.asdict(config),
+        "total_seconds": round(time.monotonic() - started, 1),
+    })
+    with open(os.path.join(workdir, "report.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2, ensure_ascii=False, default=float)
+    return report
