@@ -74,6 +74,19 @@ def test_report_files_and_plots(trained):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.path.isfile(os.path.join(report["export"], "assets.extra", "metadata.json"))
     assert report["parameters"] > 0
+    for example in report["examples"]:
+        lines = example["attention"].split("\n") if example["caption"] else []
+        assert [line.split()[0] for line in lines] == example["caption"].split()
+
+
+def test_attention_text_view_names_the_peak_region():
+    from training.captioning.evaluation import attention_text_view
+
+    attention = np.full((2, 4, 4), 0.01)
+    attention[0, 3, 1], attention[1, 0, 2] = 0.8, 0.5
+    lines = attention_text_view(["red", "circle"], attention).split("\n")
+    assert lines[0].startswith("red") and "row 3, col 1  0.80 ########" in lines[0]
+    assert "row 0, col 2  0.50 #####" in lines[1]
 
 
 def encoded_variants(image):
@@ -147,8 +160,8 @@ def test_doubly_stochastic_penalty_equals_numpy(rng):
     memory_mask = np.ones((3, 7), bool)
     memory_mask[2, 5:] = False
     want = np.mean([
-        sum((1 - sum(weights[b, t, i] for t in range(5) if target_mask[b, t])) ** 2
-            for i in range(7) if memory_mask[b, i])
+        np.mean([(1 - sum(weights[b, t, i] for t in range(5) if target_mask[b, t])) ** 2
+                 for i in range(7) if memory_mask[b, i]])
         for b in range(3)])
     got = float(doubly_stochastic_penalty(weights, target_mask, memory_mask))
     assert got == pytest.approx(want, rel=1e-5)

@@ -34,7 +34,11 @@ def print_report(report):
     print("\n=== Captions (greedy) ===")
     for example in report.get("examples", []):
         print(f"  reference: {example['reference']}")
-        print(f"  caption:   {example['caption']}\n")
+        print(f"  caption:   {example['caption']}")
+        if example.get("attention"):
+            print("  attention (word <- most attended region of the grid, row 0 at the top):")
+            print("    " + example["attention"].replace("\n", "\n    "))
+        print()
     print(f"=== Test set ({report['test_images']} images) ===")
     for name, scores in report.items():
         if isinstance(scores, dict) and "bleu4" in scores:

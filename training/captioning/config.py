@@ -69,7 +69,8 @@ class CaptioningConfig(TrainingConfig):
 PRESETS = {
     # The README's main job: about 10 minutes on 2 CPU cores.
     "main": dict(
-        units=256, embedding_dim=64, attention_units=128, batch_size=64, steps_per_epoch=200,
+        units=256, embedding_dim=64, attention_units=128, cnn_filters=16, batch_size=64,
+        steps_per_epoch=200,
         epochs=12, max_train_seconds=420.0, learning_rate=2e-3, warmup_steps=100,
         dropout=0.0, early_stopping_patience=3, beam_width=3, num_hypotheses=3,
         checkpoint_steps=100,

@@ -28,6 +28,7 @@ import zlib
 import numpy as np
 
 from training.captioning import scenes
+from training.core.files import read_lines
 
 COCO_NAME = "coco_captions/2014"
 """The tfds name: COCO 2014 images with captions; its only config is ``2014``.
@@ -296,23 +297,7 @@ def _clean_caption(text):
 def _read_caption_lines(path, skip_bad_lines):
     """Yields `(line_number, text)`; text is None for an undecodable line when
     skipping, else a CaptionDataError names the line."""
-    if not os.path.isfile(path):
-        raise CaptionDataError(f"{path}: no such captions file")
-    with open(path, "rb") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                if skip_bad_lines:
-                    yield line_number, None
-                    continue
-                raise CaptionDataError(
-                    f"{path}:{line_number}: not valid UTF-8 (byte {error.start}): {raw[:60]!r}"
-                ) from None
-            text = text.rstrip("\r\n")
-            if line_number == 1:
-                text = text.lstrip("\ufeff")
-            yield line_number, text
+    return read_lines(path, skip_bad_lines, CaptionDataError, what="captions file")
 
 
 # -------------------------------------------------------------------- COCO

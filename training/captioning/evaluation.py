@@ -32,6 +32,21 @@ def word_referents(words, objects):
     return referents
 
 
+def attention_text_view(words, attention):
+    """One line per word: where its attention peaks on the region grid.
+
+    words: T strings; attention `[T, h, w]`. Example line:
+    `red       <- row 5, col 2  0.31 ###` (rows from the top).
+    """
+    lines = []
+    for word, weights in zip(words, np.asarray(attention)):
+        row, column = np.unravel_index(int(np.argmax(weights)), weights.shape)
+        peak = float(weights[row, column])
+        lines.append(f"{word:<9} <- row {row}, col {column}  {peak:.2f} "
+                     + "#" * int(round(peak * 10)))
+    return "\n".join(lines)
+
+
 def draw_examples(results, images, directory, count, prefix="attention"):
     """One PNG per example: each generated word's attention over the image."""
     from keras_attention.plots import plot_image_attention

@@ -1,7 +1,5 @@
 """Train, evaluate and export an image captioner: `train_and_evaluate`."""
 
-import dataclasses
-import json
 import os
 import time
 
@@ -115,7 +113,10 @@ def evaluate(config, captioner, corpus, workdir, log=print):
                 results, [example.image for example in test], os.path.join(workdir, "plots"),
                 config.plot_examples)
             report["examples"] = [
-                {"reference": references[i][0], "caption": hypotheses[i]}
+                {"reference": references[i][0], "caption": hypotheses[i],
+                 "attention": evaluation.attention_text_view(
+                     hypotheses[i].split(),
+                     np.asarray(results[i]["attention"])[: int(results[i]["length"])])}
                 for i in range(min(max(config.plot_examples, 4), len(test)))]
     core_evaluation.write_lines(os.path.join(workdir, "test.references.txt"),
                                 [" | ".join(r) for r in references])
@@ -152,15 +153,5 @@ def train_and_evaluate(config, workdir, corpus=None, log=print):
                                  config.export_version)
     model.save(os.path.join(workdir, "model.keras"))
     report = evaluate(config, captioner, corpus, workdir, log)
-    report.update({
-        "training": {"steps": fit_result.steps, "seconds": fit_result.train_seconds,
-                     "stopped_by": fit_result.stopped_by},
-        "parameters": int(model.count_params()),
-        "export": export_path,
-        "workdir": workdir,
-        "config": dataclasses.asdict(config),
-        "total_seconds": round(time.monotonic() - started, 1),
-    })
-    with open(os.path.join(workdir, "report.json"), "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2, ensure_ascii=False, default=float)
-    return report
+    return core_evaluation.finish_report(report, fit_result, export_path, workdir, config,
+                                         started, parameters=int(model.count_params()))

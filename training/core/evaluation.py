@@ -1,6 +1,11 @@
 """Evaluation every task shares: run an export signature over a list in
 batches, write hypotheses, score text against one or more references."""
 
+import dataclasses
+import json
+import os
+import time
+
 import numpy as np
 import sacrebleu
 import tensorflow as tf
@@ -69,3 +74,20 @@ def write_lines(path, lines):
         for line in lines:
             handle.write(line.replace("\n", " ") + "\n")
     return path
+
+
+def finish_report(report, fit_result, export_path, workdir, config, started, **extra):
+    """Adds what every task reports (training steps and seconds, the export,
+    the config, the total time) to `report` and writes `workdir/report.json`."""
+    report.update({
+        "training": {"steps": fit_result.steps, "seconds": fit_result.train_seconds,
+                     "stopped_by": fit_result.stopped_by},
+        **extra,
+        "export": export_path,
+        "workdir": workdir,
+        "config": dataclasses.asdict(config),
+        "total_seconds": round(time.monotonic() - started, 1),
+    })
+    with open(os.path.join(workdir, "report.json"), "w", encoding="utf-8") as handle:
+        json.dump(report, handle, indent=2, ensure_ascii=False, default=float)
+    return report

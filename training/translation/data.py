@@ -14,6 +14,8 @@ import os
 import zlib
 from importlib import resources
 
+from training.core.files import read_lines
+
 BUNDLED_CORPUS = "bible.en-es.tsv.gz"
 LANGUAGES = ("en", "es")
 MIN_TRAIN_PAIRS = 100
@@ -227,21 +229,4 @@ def _parse_direction(direction):
 def _read_lines(path, skip_bad_lines):
     """Yields `(line_number, text)`; text is None for undecodable lines
     when skipping, else a CorpusError names the line."""
-    if not os.path.exists(path):
-        raise CorpusError(f"{path}: no such file")
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                if skip_bad_lines:
-                    yield line_number, None
-                    continue
-                raise CorpusError(
-                    f"{path}:{line_number}: not valid UTF-8 (byte {error.start}): {raw[:60]!r}"
-                ) from None
-            text = text.rstrip("\r\n")
-            if line_number == 1:
-                text = text.lstrip("\ufeff")
-            yield line_number, text
+    return read_lines(path, skip_bad_lines, CorpusError)

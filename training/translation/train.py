@@ -1,7 +1,5 @@
 """Train, evaluate and export a translation model: `train_and_evaluate`."""
 
-import dataclasses
-import json
 import os
 import time
 
@@ -147,14 +145,5 @@ def train_and_evaluate(config, workdir, corpus=None, log=print):
                                   config.export_version)
     model.save(os.path.join(workdir, "model.keras"))
     report = evaluate(config, translator, corpus, workdir, log)
-    report.update({
-        "training": {"steps": fit_result.steps, "seconds": fit_result.train_seconds,
-                     "stopped_by": fit_result.stopped_by},
-        "export": export_path,
-        "workdir": workdir,
-        "config": dataclasses.asdict(config),
-        "total_seconds": round(time.monotonic() - started, 1),
-    })
-    with open(os.path.join(workdir, "report.json"), "w", encoding="utf-8") as handle:
-        json.dump(report, handle, indent=2, ensure_ascii=False)
-    return report
+    return core_evaluation.finish_report(report, fit_result, export_path, workdir, config,
+                                         started)

@@ -1,0 +1,32 @@
+"""Reading users' text files line by line, with errors that name the line."""
+
+import gzip
+import os
+
+
+def read_lines(path, skip_bad_lines, error_class, what="file"):
+    """Yields `(line_number, text)` of a UTF-8 file (`.gz` allowed), without
+    line ends and a leading byte-order mark.
+
+    An undecodable line raises `error_class("path:line: ...")`, or with
+    `skip_bad_lines` yields `(line_number, None)` so the caller counts it.
+    A missing file raises `error_class("path: no such <what>")`.
+    """
+    if not os.path.isfile(path):
+        raise error_class(f"{path}: no such {what}")
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                if skip_bad_lines:
+                    yield line_number, None
+                    continue
+                raise error_class(
+                    f"{path}:{line_number}: not valid UTF-8 (byte {error.start}): {raw[:60]!r}"
+                ) from None
+            text = text.rstrip("\r\n")
+            if line_number == 1:
+                text = text.lstrip("\ufeff")
+            yield line_number, text
