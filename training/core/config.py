@@ -193,7 +193,7 @@ class TrainingConfig:
     attention_activation: str = option("linear", choices=("linear", "tanh", "relu"))
     decoder_initial_state: str = option("zeros", choices=("zeros", "mean_memory"))
     context_gate: bool = False        # Show, Attend and Tell's gate beta_t on the context
-    # lambda of the doubly stochastic attention penalty sum_i (1 - sum_t a_ti)^2; 0: off
+    # lambda of the doubly stochastic attention penalty mean_i (1 - sum_t a_ti)^2; 0: off
     attention_regularization: float = option(0.0, minimum=0.0)
     dropout: float = option(0.1, minimum=0.0, below=1.0)
     # --- training ---------------------------------------------------------

@@ -33,7 +33,7 @@ class AttentionSeq2Seq(keras.Model):
         fast_path: `AttentionDecoder` fast path mode.
         dropout: Dropout on the decoder outputs before the projection.
         attention_regularization: lambda of Show, Attend and Tell's doubly
-            stochastic regularization, `lambda * sum_i (1 - sum_t a_ti)^2`
+            stochastic regularization, `lambda * mean_i (1 - sum_t a_ti)^2`
             over unmasked memory positions i and target steps t, averaged
             over the batch and added to the training loss (0: off).
 
@@ -169,17 +169,21 @@ class AttentionSeq2Seq(keras.Model):
 
 
 def doubly_stochastic_penalty(weights, target_mask, memory_mask=None):
-    """`mean_b sum_i (1 - sum_t a_bti)^2` (Xu et al. 2015, eq. 14).
+    """`mean_b mean_i (1 - sum_t a_bti)^2`: Xu et al. 2015's eq. 14 term
+    `sum_i (1 - sum_t a_ti)^2` averaged over the regions i (as the common
+    implementations do), so its weight does not grow with the grid.
 
     weights `[B, T, S]`; target_mask bool `[B, T]` (padding steps count no
-    attention); memory_mask bool `[B, S]` (padding regions are not
-    penalized). Returns a float32 scalar.
+    attention); memory_mask bool `[B, S]` (padding regions are left out).
+    Returns a float32 scalar.
     """
     weights = ops.cast(weights, "float32") * ops.cast(target_mask, "float32")[..., None]
     shortfall = ops.square(1.0 - ops.sum(weights, axis=1))  # --> [B, S]
-    if memory_mask is not None:
-        shortfall = shortfall * ops.cast(memory_mask, "float32")
-    return ops.mean(ops.sum(shortfall, axis=-1))
+    if memory_mask is None:
+        return ops.mean(shortfall)
+    keep = ops.cast(memory_mask, "float32")
+    per_row = ops.sum(shortfall * keep, axis=-1) / ops.maximum(ops.sum(keep, axis=-1), 1.0)
+    return ops.mean(per_row)
 
 
 def _replicas():
