@@ -190,3 +190,12 @@ def test_checkpointer_skips_corrupt_files(tmp_path):
     with open(os.path.join(directory, "writing.weights.h5"), "wb") as handle:
         handle.write(b"partial")
     assert restored(None)
+
+
+def test_no_pair_within_the_length_limit_is_a_clear_error(tmp_path):
+    from training.translation import train as train_lib
+    from training.translation.data import CorpusError
+
+    with pytest.raises(CorpusError, match="max_train_tokens=1"):
+        train_lib.train(small_config(max_train_tokens=1), str(tmp_path / "run"), toy_corpus(),
+                        log=lambda *a: None)
