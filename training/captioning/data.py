@@ -23,11 +23,11 @@ import csv
 import dataclasses
 import os
 import re
-import zlib
 
 import numpy as np
 
 from training.captioning import scenes
+from training.core import files
 from training.core.files import read_lines
 
 COCO_NAME = "coco_captions/2014"
@@ -39,7 +39,6 @@ Its splits are Karpathy and Li's: ``train`` (82,783 images), ``val`` (5,000),
 
 COCO_SPLITS = ("train", "val", "test")
 CAPTIONS_HEADER = ("image", "caption")
-_HASH_BUCKETS = 10_000
 
 
 class CaptionDataError(ValueError):
@@ -249,28 +248,15 @@ def load_folder(images_dir, captions_file, image_size, skip_bad_lines=False,
     return corpus
 
 
-def split_bucket(name):
-    """The image name's place in [0, 1): crc32 of its UTF-8 bytes, stable across runs."""
-    return zlib.crc32(name.encode("utf-8")) % _HASH_BUCKETS / _HASH_BUCKETS
-
-
 def split_by_hash(examples, dev_fraction, test_fraction):
-    """Deterministic split by `split_bucket` of each example's `source`."""
+    """Deterministic split by crc32 of each example's `source` (its image name)."""
     if not (0 <= dev_fraction and 0 <= test_fraction and dev_fraction + test_fraction < 1):
         raise ValueError(
             f"dev_fraction and test_fraction must be >= 0 and sum to less than 1, received "
             f"{dev_fraction} and {test_fraction}"
         )
-    train, dev, test = [], [], []
-    for example in examples:
-        bucket = split_bucket(example.source)
-        if bucket < test_fraction:
-            test.append(example)
-        elif bucket < test_fraction + dev_fraction:
-            dev.append(example)
-        else:
-            train.append(example)
-    return CaptionCorpus(train, dev, test)
+    return CaptionCorpus(*files.split_by_hash(examples, lambda example: example.source,
+                                              dev_fraction, test_fraction))
 
 
 def _op_error_reason(error):

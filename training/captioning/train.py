@@ -3,7 +3,6 @@
 import os
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -52,10 +51,7 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
 
     Returns `(fit_result, vocabulary)`.
     """
-    config_lib.check(config)
-    os.makedirs(workdir, exist_ok=True)
-    config_lib.save(config, os.path.join(workdir, "config.json"))
-    keras.utils.set_random_seed(config.seed)
+    config_lib.prepare_run(config, workdir)
     corpus = corpus or load_corpus(config)
     log(corpus.summary())
     vocabulary = load_or_build_vocabulary(

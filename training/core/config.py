@@ -165,6 +165,17 @@ def save(config, path):
     os.replace(path + ".tmp", path)
 
 
+def prepare_run(config, workdir):
+    """What every task's training does first: check the config, make the
+    workdir, save the config there, seed Python, numpy and the backend."""
+    import keras
+
+    check(config)
+    os.makedirs(workdir, exist_ok=True)
+    save(config, os.path.join(workdir, "config.json"))
+    keras.utils.set_random_seed(config.seed)
+
+
 DECODERS = {
     # name: (attention timing, input feeding)
     "fast": ("luong", False),        # attention after the RNN, batched over all steps

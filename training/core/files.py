@@ -1,6 +1,7 @@
 """Reading users' text files line by line, with errors that name the line."""
 
 import gzip
+import zlib
 import os
 
 
@@ -30,3 +31,18 @@ def read_lines(path, skip_bad_lines, error_class, what="file"):
             if line_number == 1:
                 text = text.lstrip("\ufeff")
             yield line_number, text
+
+
+def split_by_hash(items, key, dev_fraction, test_fraction):
+    """`(train, dev, test)` lists: each item lands by crc32 of `key(item)`,
+    so the split never changes between runs and equal keys stay together."""
+    train, dev, test = [], [], []
+    for item in items:
+        bucket = zlib.crc32(key(item).encode("utf-8")) % 10_000 / 10_000
+        if bucket < test_fraction:
+            test.append(item)
+        elif bucket < test_fraction + dev_fraction:
+            dev.append(item)
+        else:
+            train.append(item)
+    return train, dev, test

@@ -11,9 +11,9 @@ import dataclasses
 import gzip
 import io
 import os
-import zlib
 from importlib import resources
 
+from training.core import files
 from training.core.files import read_lines
 
 BUNDLED_CORPUS = "bible.en-es.tsv.gz"
@@ -192,16 +192,7 @@ def load_tfds(name, split_names=("train", "validation", "test"), data_dir=None, 
 
 def split_by_hash(pairs, dev_fraction, test_fraction):
     """Deterministic split by crc32 of the pair's text."""
-    train, dev, test = [], [], []
-    for pair in pairs:
-        bucket = zlib.crc32("\t".join(pair).encode("utf-8")) % 10_000 / 10_000
-        if bucket < test_fraction:
-            test.append(pair)
-        elif bucket < test_fraction + dev_fraction:
-            dev.append(pair)
-        else:
-            train.append(pair)
-    return ParallelCorpus(train, dev, test)
+    return ParallelCorpus(*files.split_by_hash(pairs, "\t".join, dev_fraction, test_fraction))
 
 
 def check_size(corpus, minimum=MIN_TRAIN_PAIRS):

@@ -3,8 +3,6 @@
 import os
 import time
 
-import keras
-
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import fitting
@@ -64,10 +62,7 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
 
     Returns `(fit_result, source_vocabulary, target_vocabulary)`.
     """
-    config_lib.check(config)
-    os.makedirs(workdir, exist_ok=True)
-    config_lib.save(config, os.path.join(workdir, "config.json"))
-    keras.utils.set_random_seed(config.seed)
+    config_lib.prepare_run(config, workdir)
     corpus = corpus or load_corpus(config)
     log(corpus.summary())
     source_vocabulary, target_vocabulary = vocabularies(config, corpus, workdir)
