@@ -15,7 +15,11 @@ Signatures (the input is the task's, see its exporter):
 A task may add outputs (translation: `source_tokens`). T is the longest
 output in the batch; each row's answer depends on that row alone (its
 length limit included), so batching requests never changes an answer.
-`assets.extra/metadata.json` describes all of it for servers and the CLI.
+`assets.extra/metadata.json` describes all of it for servers and the CLI:
+each output's axes by name (`output_axes`), and for each axis that grows
+with the batch's longest row, the output holding each row's extent
+(`axis_lengths`), so a server that batches requests can cut every answer
+back to what the request alone would have got.
 """
 
 import contextlib
@@ -52,6 +56,8 @@ class SequenceExporter(tf.Module):
     input_name = None
     input_kind = None
     attention_axes = ()  # the axes after [batch, (hypothesis,) output_token]
+    extra_output_axes = {}  # extra output -> its axes after [batch, (hypothesis,)]
+    axis_lengths = {}  # axis -> the output (`[B]` or `[B, N]`) of each row's extent
 
     def __init__(self, model, target_vocabulary, max_output_tokens, beam_width=4,
                  length_penalty=0.6, num_hypotheses=4, name=None):
@@ -166,8 +172,9 @@ class SequenceExporter(tf.Module):
                 "inputs": {self.input_name: {**_spec_json(self.input_spec()),
                                              "kind": self.input_kind}},
                 "outputs": {name: _spec_json(outputs[name]) for name in sorted(outputs)},
-                "attention_axes": ["batch"] + (["hypothesis"] if key == BEAM_SIGNATURE else [])
-                + ["output_token", *self.attention_axes],
+                "attention_axes": self._output_axes(key)["attention"],
+                "output_axes": self._output_axes(key),
+                "axis_lengths": {"output_token": "length", **self.axis_lengths},
             }
         described[BEAM_SIGNATURE].update(beam_width=self.beam_width,
                                          num_hypotheses=self.num_hypotheses,
@@ -182,6 +189,15 @@ class SequenceExporter(tf.Module):
             "max_output_tokens": self.max_output_tokens,
             **self.metadata_extras(),
         }
+
+    def _output_axes(self, signature):
+        rows = ["batch"] + (["hypothesis"] if signature == BEAM_SIGNATURE else [])
+        axes = {"text": rows, "tokens": rows + ["output_token"],
+                "token_ids": rows + ["output_token"], "length": rows, "score": rows,
+                "attention": rows + ["output_token", *self.attention_axes]}
+        # Extra outputs are per input row: no hypothesis axis.
+        axes.update({name: ["batch", *extra] for name, extra in self.extra_output_axes.items()})
+        return axes
 
     def save(self, export_dir, name, version):
         """Writes `<export_dir>/<name>/<version>/` and its metadata.json.

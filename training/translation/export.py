@@ -1,8 +1,9 @@
 """The translator as a SavedModel: raw strings in, text and attention out.
 
 The signatures and their outputs are every task's (`training.core.export`);
-the input is `source_text`, string `[B]`, and one more output is
-`source_tokens [B, S]`, the words the attention axis S stands for.
+the input is `source_text`, string `[B]`, and two more outputs are
+`source_tokens [B, S]`, the words the attention axis S stands for, and
+`source_length [B]`, how many of them each row has.
 
 Defined answers: an empty (or all-space) input translates to "" with no
 tokens and score 0; inputs longer than `max_source_tokens` words are cut
@@ -32,12 +33,15 @@ class Translator(SequenceExporter):
 
         out = translator.greedy(tf.constant(["In the beginning God created the heavens."]))
         out["text"], out["attention"], out["source_tokens"]   # [B], [B, T, S], [B, S]
+        out["source_length"]                                  # [B]
     """
 
     task = "translation"
     input_name = "source_text"
     input_kind = "text"
     attention_axes = ("source_token",)
+    extra_output_axes = {"source_tokens": ("source_token",), "source_length": ()}
+    axis_lengths = {"source_token": "source_length"}
 
     def __init__(self, model, source_vocabulary, target_vocabulary, max_target_tokens,
                  beam_width=4, length_penalty=0.6, num_hypotheses=4):
@@ -59,7 +63,9 @@ class Translator(SequenceExporter):
         source_words = source_tokens.to_tensor("", shape=tf.shape(source_ids))  # --> [B, S]
         max_lengths = 2 * source_lengths + 11  # 2 S + 10 words and the end token
         rows = {"empty": source_lengths == 0, "source_words": source_words}
-        return source_ids, max_lengths, rows, {"source_tokens": source_words}
+        # Without the padding position, so S is the batch's longest row.
+        return source_ids, max_lengths, rows, {"source_tokens": source_tokens.to_tensor(""),
+                                               "source_length": source_lengths}
 
     def replace_words(self, words, ids, attention, rows):
         aligned = tf.gather(rows["source_words"],
