@@ -151,6 +151,19 @@ class ExportedModel:
                            f"(this model has {', '.join(sorted(self.signatures))})")
         return self.signatures[name]
 
+    def signature_defs(self):
+        """The serving meta graph's `SignatureDef` protos, by name (what TF
+        Serving's metadata endpoint reports)."""
+        from tensorflow.core.protobuf import saved_model_pb2
+
+        saved_model = saved_model_pb2.SavedModel()
+        with open(os.path.join(self.path, "saved_model.pb"), "rb") as handle:
+            saved_model.ParseFromString(handle.read())
+        for meta_graph in saved_model.meta_graphs:
+            if "serve" in meta_graph.meta_info_def.tags:
+                return dict(meta_graph.signature_def)
+        return dict(saved_model.meta_graphs[0].signature_def)
+
     def predict(self, signature_name, inputs):
         """Runs a signature. `inputs`: name -> numpy array (strings as an
         object array of bytes). Returns name -> numpy array."""

@@ -1,48 +1,11 @@
-"""Small exports for the serving and CLI tests: untrained models (their
-answers are deterministic, and run to each row's own length limit, so
-answers of several lengths exist), written in TF Serving's layout."""
+"""Session fixtures: the small exports of `serving_exports`, written once
+in TF Serving's layout."""
 
 import os
 
-import numpy as np
 import pytest
 
-WORDS = ["the", "a", "red", "green", "dog", "cat", "sees", "runs", "."]
-
-
-def build_translator():
-    from training.core.encoders import RecurrentTextEncoder
-    from training.core.seq2seq import AttentionSeq2Seq, make_decoder_cell
-    from training.core.text import SPECIAL_TOKENS, Vocabulary
-    from training.translation.export import Translator
-
-    import keras
-
-    keras.utils.set_random_seed(7)
-    vocabulary = Vocabulary(list(SPECIAL_TOKENS) + WORDS, max_tokens=12)
-    size = vocabulary.size
-    model = AttentionSeq2Seq(RecurrentTextEncoder(size, 8, 8), size, 8,
-                             make_decoder_cell(16, "additive", 8))
-    model({"source": np.ones((1, 3), "int32"), "target_in": np.ones((1, 2), "int32")})
-    return Translator(model, vocabulary, vocabulary, 12, beam_width=3, num_hypotheses=2)
-
-
-def build_captioner():
-    import keras
-
-    from training.core.image_encoders import ConvImageEncoder
-    from training.core.seq2seq import AttentionSeq2Seq, make_decoder_cell
-    from training.core.text import SPECIAL_TOKENS, Vocabulary
-    from training.captioning.export import Captioner
-
-    keras.utils.set_random_seed(7)
-    vocabulary = Vocabulary(list(SPECIAL_TOKENS) + WORDS, max_tokens=12)
-    model = AttentionSeq2Seq(ConvImageEncoder(8, 2), vocabulary.size, 8,
-                             make_decoder_cell(16, "additive", 8))
-    images = np.zeros((1, 32, 32, 3), "uint8")
-    model({"source": images, "target_in": np.ones((1, 2), "int32")})
-    return Captioner(model, vocabulary, 32, model.encoder.grid_shape(32), 8, beam_width=2,
-                     num_hypotheses=2)
+from serving_exports import build_captioner, build_translator
 
 
 @pytest.fixture(scope="session")
@@ -62,15 +25,3 @@ def translator_dir(export_base):
 @pytest.fixture(scope="session")
 def captioner_dir(export_base):
     return os.path.join(export_base, "captioner")
-
-
-def png_bytes(seed, size=(20, 28)):
-    """An encoded PNG of random pixels."""
-    import io
-
-    from PIL import Image
-
-    pixels = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -1,0 +1,298 @@
+"""The REST application: TF Serving's API on Starlette.
+
+Endpoints (paths parsed with TF Serving's own regular expressions, so a
+client written against one server works against the other):
+
+- `POST /v1/models/<name>[/versions/<v> | /labels/<l>]:predict`, row
+  (`instances`) or columnar (`inputs`) format -> `predictions` / `outputs`;
+- `GET  /v1/models/<name>[/versions/<v> | /labels/<l>]` -> version status;
+- `GET  /v1/models/<name>[...]/metadata` -> signature defs;
+- `GET  /monitoring/prometheus/metrics` -> Prometheus text format.
+
+Errors answer `{"error": "..."}` with the HTTP status TF Serving gives the
+same condition (400 bad input, 404 unknown model or version, 413 a body
+over the limit). Model calls run in a bounded thread pool, so requests
+run in parallel and the event loop stays free; with batching on,
+concurrent requests are merged (`batching.DynamicBatcher`).
+
+Example:
+
+    app = create_app(repository, ServerOptions(enable_batching=True))
+    uvicorn.run(app, host="127.0.0.1", port=8501)
+"""
+
+import contextlib
+import json
+import logging
+import re
+import time
+import urllib.parse
+from typing import NamedTuple
+
+import anyio
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.routing import Route
+
+from keras_attention.serving import rest_json
+from keras_attention.serving.batching import BatchingOptions, DynamicBatcher
+from keras_attention.serving.errors import (InvalidArgument, NotFound, PayloadTooLarge,
+                                            ServingError)
+
+ACCESS_LOG = logging.getLogger("keras_attention.serving.access")
+
+# TF Serving's (http_rest_api_util.cc), case-insensitive as there.
+PREDICT_PATH = re.compile(r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
+                          r":(classify|regress|predict)")
+STATUS_PATH = re.compile(r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|"
+                         r"(?:/labels/([^/:]+)))?(?:\/(metadata))?")
+METRICS_PATH = "/monitoring/prometheus/metrics"
+
+# tf.errors codes -> HTTP, as TF Serving's ToHTTPStatusCode.
+_HTTP_OF_TF_CODE = {1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400,
+                    10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401}
+
+
+class ServerOptions(NamedTuple):
+    """What the command line sets (TF Serving's flag names where it has one).
+
+    max_request_bytes: Largest request body; larger ones get 413.
+    max_request_rows: Most rows (batch size) in one request.
+    num_threads: Model calls that may run at once (`--rest_api_num_threads`).
+    enable_batching / batching: merge concurrent requests, and how.
+    """
+
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_request_rows: int = 1024
+    num_threads: int = 4
+    enable_batching: bool = False
+    batching: BatchingOptions = BatchingOptions()
+
+
+class _Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("keras_attention_serving_requests",
+                                "Requests answered, by model, API and HTTP status.",
+                                ["model", "api", "status"], registry=self.registry)
+        self.latency = Histogram("keras_attention_serving_request_latency_seconds",
+                                 "Time from request to answer, by model and API.",
+                                 ["model", "api"], registry=self.registry,
+                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1,
+                                          2.5, 5, 10, 30))
+        self.batch_rows = Histogram("keras_attention_serving_batch_size",
+                                    "Rows in each model call (merged requests count once).",
+                                    registry=self.registry,
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+
+
+def create_app(repository, options=ServerOptions()):
+    """A Starlette app serving `repository` (a started `ModelRepository`)."""
+    metrics = _Metrics()
+    state = {}
+
+    async def run_in_thread(function, *args):
+        return await anyio.to_thread.run_sync(function, *args, limiter=state["limiter"])
+
+    batcher = DynamicBatcher(options.batching, run_in_thread)
+    batcher.on_batch = metrics.batch_rows.observe
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        state["limiter"] = anyio.CapacityLimiter(options.num_threads)
+        yield
+        repository.stop()  # after uvicorn has let in-flight requests finish
+
+    async def models_endpoint(request):
+        started = time.perf_counter()
+        model_name, api = "", "unknown"
+        try:
+            path = urllib.parse.unquote(request.url.path)
+            if request.method == "POST":
+                match = PREDICT_PATH.fullmatch(path)
+                if match is None:
+                    raise InvalidArgument(f"Malformed request: POST {path}")
+                model_name, version, label, api = match.groups()
+                api = api.lower()
+                if api != "predict":
+                    raise ServingError(f"{api} is not served here: only predict (these models "
+                                       "take tensors, not tf.Example)")
+                body = await _read_body(request, options.max_request_bytes)
+                served = repository.get(model_name, _int(version), label)
+                answer = await _predict(served, body)
+            else:
+                match = STATUS_PATH.fullmatch(path)
+                if match is None:
+                    raise InvalidArgument(f"Malformed request: GET {path}")
+                model_name, version, label, subresource = match.groups()
+                if not model_name:
+                    raise InvalidArgument("Missing model name in request.")
+                api = "metadata" if subresource else "status"
+                answer = _metadata(repository.get(model_name, _int(version), label)) \
+                    if subresource else _status(repository, model_name, _int(version), label)
+            status = 200
+        except ServingError as error:
+            status, answer = error.status, rest_json.error_body(error.message)
+        except ClientDisconnect:
+            status, answer = 499, rest_json.error_body("client closed the request")
+        seconds = time.perf_counter() - started
+        metrics.requests.labels(model_name or "", api, str(status)).inc()
+        metrics.latency.labels(model_name or "", api).observe(seconds)
+        request.state.model, request.state.api = model_name or "", api
+        return Response(rest_json.dumps(answer), status_code=status,
+                        media_type="application/json")
+
+    async def _predict(served, body):
+        model = served.model
+        if model is None:
+            raise NotFound(f"Servable not found for request: Specific({served.name}, "
+                           f"{served.version})")
+
+        def input_specs(signature_name):
+            try:
+                return model.signature(signature_name or None).inputs
+            except KeyError as error:
+                raise InvalidArgument(str(error.args[0])) from None
+
+        request = rest_json.parse_predict_request(body, input_specs,
+                                                  max_rows=options.max_request_rows)
+        signature = model.signature(request.signature_name or None).name
+        try:
+            if options.enable_batching:
+                outputs = await batcher.predict(model, signature, request.inputs,
+                                                request.num_rows)
+            else:
+                metrics.batch_rows.observe(request.num_rows)
+                outputs = await run_in_thread(model.predict, signature, request.inputs)
+        except Exception as error:
+            raise _model_error(error) from error
+        return rest_json.format_predict_response(outputs, request.format)
+
+    async def metrics_endpoint(request):
+        request.state.model, request.state.api = "", "metrics"
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app = Starlette(
+        routes=[Route(METRICS_PATH, metrics_endpoint, methods=["GET"]),
+                Route("/v1/{rest:path}", models_endpoint, methods=["GET", "POST"]),
+                Route("/v1", models_endpoint, methods=["GET", "POST"])],
+        lifespan=lifespan)
+    app.state.metrics, app.state.batcher, app.state.repository = metrics, batcher, repository
+    return AccessLog(app)
+
+
+class AccessLog:
+    """ASGI middleware: one JSON line per request on the
+    `keras_attention.serving.access` logger (time, client, method, path,
+    status, bytes in and out, milliseconds, model)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        record = {"status": 500, "bytes_in": 0, "bytes_out": 0}
+
+        async def counting_receive():
+            message = await receive()
+            record["bytes_in"] += len(message.get("body", b""))
+            return message
+
+        async def counting_send(message):
+            if message["type"] == "http.response.start":
+                record["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                record["bytes_out"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        finally:
+            state = scope.get("state", {})
+            client = scope.get("client") or ("", 0)
+            ACCESS_LOG.info(json.dumps({
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "client": f"{client[0]}",
+                "method": scope["method"], "path": scope["path"], "status": record["status"],
+                "bytes_in": record["bytes_in"], "bytes_out": record["bytes_out"],
+                "ms": round(1000 * (time.perf_counter() - started), 2),
+                "model": state.get("model", ""), "api": state.get("api", "")}))
+
+
+async def _read_body(request, limit):
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body of {declared} bytes is over the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _int(text):
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidArgument(f"Failed to convert version: {text} to numeric.") from None
+
+
+def _model_error(error):
+    """A model call's exception as a `ServingError` with TF Serving's status."""
+    if isinstance(error, ServingError):
+        return error
+    code = getattr(error, "error_code", None)
+    message = getattr(error, "message", None) or str(error)
+    message = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    wrapped = ServingError(message)
+    wrapped.status = _HTTP_OF_TF_CODE.get(code, 500)
+    return wrapped
+
+
+def _status(repository, name, version, label):
+    """GetModelStatusResponse as TF Serving writes it (its own proto)."""
+    from google.protobuf import json_format
+    from tensorflow_serving.apis import get_model_status_pb2
+
+    if label is not None:
+        version = repository.get(name, None, label).version
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for served in repository.states(name, version):
+        entry = response.model_version_status.add()
+        entry.version = served.version
+        entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(served.state)
+        entry.status.error_code = 2 if served.error else 0  # UNKNOWN / OK
+        entry.status.error_message = served.error
+    return json_format.MessageToDict(response, always_print_fields_with_no_presence=True,
+                                     preserving_proto_field_name=True)
+
+
+def _metadata(served):
+    """GetModelMetadataResponse as TF Serving writes it: `model_spec` and
+    `metadata.signature_def`, the SavedModel's SignatureDefMap."""
+    from google.protobuf import json_format
+    from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
+
+    if served.model is None:
+        raise NotFound(f"Servable not found for request: Specific({served.name}, "
+                       f"{served.version})")
+    spec = model_pb2.ModelSpec(name=served.name, signature_name="")
+    spec.version.value = served.version
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for key, signature_def in served.model.signature_defs().items():
+        signature_map.signature_def[key].CopyFrom(signature_def)
+
+    def as_dict(message):
+        return json_format.MessageToDict(message, always_print_fields_with_no_presence=True,
+                                         preserving_proto_field_name=True)
+
+    return {"model_spec": as_dict(spec), "metadata": {"signature_def": as_dict(signature_map)}}

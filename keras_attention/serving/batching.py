@@ -1,0 +1,199 @@
+"""Dynamic batching: concurrent requests to one signature run as one batch.
+
+On a CPU the exported decoder costs much less per row in a batch of 32
+than alone, so a server that merges concurrent requests serves more of
+them. Merging must never change an answer:
+
+- only requests whose inputs agree beyond the batch axis (shape, dtype)
+  are merged, so nothing is padded;
+- each request's rows are cut back out of the batch's outputs, and every
+  axis that grows with the batch's longest row (the output words, the
+  source words) is cut to the longest of the request's own rows, named by
+  the export's metadata (`output_axes`, `axis_lengths`, written by
+  `training.core.export`). A signature whose outputs have such axes but
+  no metadata to cut them by is never batched;
+- if a merged batch fails (one request's bytes are not an image), each
+  request is run alone, so only the bad one gets the error.
+
+Example:
+
+    batcher = DynamicBatcher(BatchingOptions(max_batch_size=32), limiter)
+    outputs = await batcher.predict(model, "serving_default", inputs, num_rows=1)
+"""
+
+import asyncio
+from typing import NamedTuple
+
+import numpy as np
+
+
+class BatchingOptions(NamedTuple):
+    """Bounds of a merged batch (TF Serving's batching parameters).
+
+    max_batch_size: Most rows in one batch (a larger request runs alone).
+    batch_timeout_micros: Longest a request waits for others to join.
+    """
+
+    max_batch_size: int = 32
+    batch_timeout_micros: int = 2000
+
+
+class BatchLayout(NamedTuple):
+    """How to cut one request's answer out of a batch's outputs.
+
+    axes: output name -> axis names (`batch` first); None when the outputs
+        have no axis that grows with the batch.
+    lengths: axis name -> the output that holds each row's extent on it.
+    """
+
+    axes: dict = None
+    lengths: dict = {}
+
+
+def batch_layout(model, signature_name):
+    """The `BatchLayout` of a signature, or None if it must not be batched."""
+    info = model.signature(signature_name)
+    described = model.metadata.get("signatures", {}).get(info.name, {})
+    axes, lengths = described.get("output_axes"), described.get("axis_lengths", {})
+    if axes and set(axes) >= set(info.outputs) and all(
+            axes[name][:1] == ["batch"] for name in info.outputs) and all(
+            output in info.outputs for output in lengths.values()):
+        return BatchLayout({name: axes[name] for name in info.outputs}, lengths)
+    # No metadata: batch only if every output is [batch, fixed dims ...].
+    for spec in info.outputs.values():
+        if spec.shape is None or len(spec.shape) == 0 or any(d is None for d in spec.shape[1:]):
+            return None
+    return BatchLayout()
+
+
+def cut_rows(outputs, start, stop, layout):
+    """Rows `[start, stop)` of a batch's outputs, each growing axis cut to
+    the longest of these rows (what the rows alone would have got)."""
+    rows = {name: value[start:stop] for name, value in outputs.items()}
+    if not layout.axes:
+        return rows
+    extents = {}
+    for axis, length_output in layout.lengths.items():
+        lengths = rows[length_output]
+        extents[axis] = int(lengths.max()) if lengths.size else 0
+    for name, value in rows.items():
+        index = [slice(None)] * value.ndim
+        for position, axis in enumerate(layout.axes[name][:value.ndim]):
+            if axis in extents:
+                index[position] = slice(0, extents[axis])
+        rows[name] = value[tuple(index)]
+    return rows
+
+
+def _merge_key(inputs):
+    return tuple(sorted((name, value.dtype.str, value.shape[1:]) for name, value in inputs.items()))
+
+
+class _Pending(NamedTuple):
+    inputs: dict
+    num_rows: int
+    future: asyncio.Future
+
+
+class _Queue:
+    def __init__(self):
+        self.items, self.rows, self.timer = [], 0, None
+
+
+class DynamicBatcher:
+    """Merges concurrent `predict` calls on the same model and signature.
+
+    Args:
+        options: `BatchingOptions`.
+        run_in_thread: `async (function, *args) -> result`, the server's
+            bounded thread pool (model calls block).
+    """
+
+    def __init__(self, options, run_in_thread):
+        self.options = options
+        self.run_in_thread = run_in_thread
+        self._queues = {}
+        self.batch_sizes = []  # rows of each batch run, for tests and metrics
+        self.on_batch = None  # optional callback(rows) for metrics
+
+    async def predict(self, model, signature_name, inputs, num_rows):
+        """Runs `model.predict(signature_name, inputs)`, merged with others
+        when that cannot change the answer."""
+        layouts = model.__dict__.setdefault("_batch_layouts", {})  # dies with the model
+        if signature_name not in layouts:
+            layouts[signature_name] = batch_layout(model, signature_name)
+        layout = layouts[signature_name]
+        if layout is None or num_rows >= self.options.max_batch_size:
+            return await self._run(model, signature_name, inputs, num_rows)
+        loop = asyncio.get_running_loop()
+        key = (id(model), signature_name, _merge_key(inputs))
+        queue = self._queues.setdefault(key, _Queue())
+        pending = _Pending(inputs, num_rows, loop.create_future())
+        queue.items.append(pending)
+        queue.rows += num_rows
+        if queue.rows >= self.options.max_batch_size:
+            self._flush(key, model, signature_name, layout)
+        elif queue.timer is None:
+            queue.timer = loop.call_later(self.options.batch_timeout_micros / 1e6, self._flush,
+                                          key, model, signature_name, layout)
+        return await pending.future
+
+    def _flush(self, key, model, signature_name, layout):
+        queue = self._queues.get(key)
+        if queue is None:
+            return
+        if queue.timer is not None:
+            queue.timer.cancel()
+            queue.timer = None
+        while queue.items:
+            batch, rows = [], 0
+            while queue.items and (not batch or rows + queue.items[0].num_rows
+                                   <= self.options.max_batch_size):
+                item = queue.items.pop(0)
+                batch.append(item)
+                rows += item.num_rows
+            queue.rows -= rows
+            asyncio.ensure_future(self._run_batch(model, signature_name, layout, batch, rows))
+        del self._queues[key]
+
+    async def _run(self, model, signature_name, inputs, num_rows):
+        self._record(num_rows)
+        return await self.run_in_thread(model.predict, signature_name, inputs)
+
+    async def _run_batch(self, model, signature_name, layout, batch, rows):
+        if len(batch) == 1:
+            item = batch[0]
+            await self._settle(item, self._run(model, signature_name, item.inputs, item.num_rows))
+            return
+        merged = {name: np.concatenate([item.inputs[name] for item in batch])
+                  for name in batch[0].inputs}
+        try:
+            outputs = await self._run(model, signature_name, merged, rows)
+        except Exception:
+            # Someone's input broke the batch: run each alone, so only it fails.
+            await asyncio.gather(*(
+                self._settle(item, self._run(model, signature_name, item.inputs, item.num_rows))
+                for item in batch))
+            return
+        start = 0
+        for item in batch:
+            if not item.future.done():
+                item.future.set_result(cut_rows(outputs, start, start + item.num_rows, layout))
+            start += item.num_rows
+
+    @staticmethod
+    async def _settle(item, awaitable):
+        try:
+            result = await awaitable
+        except Exception as error:
+            if not item.future.done():
+                item.future.set_exception(error)
+            return
+        if not item.future.done():
+            item.future.set_result(result)
+
+    def _record(self, rows):
+        self.batch_sizes.append(rows)
+        del self.batch_sizes[:-10000]
+        if self.on_batch is not None:
+            self.on_batch(rows)

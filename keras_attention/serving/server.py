@@ -1,0 +1,131 @@
+"""`keras-attention serve` / `python -m keras_attention.serving`: the REST
+server, with TensorFlow Serving's flag names.
+
+    keras-attention serve --model_name translator \\
+        --model_base_path runs/translation-main-en-es/export/translator --rest_api_port 8501
+    curl -d '{"instances": ["Jesus wept."]}' \\
+        http://127.0.0.1:8501/v1/models/translator:predict
+
+Several models: `--model_config_file models.config` (TF Serving's
+`ModelServerConfig` text proto). It binds to 127.0.0.1 unless `--host` says
+otherwise. SIGTERM (or Ctrl-C) stops taking connections, lets the requests
+in flight finish (up to `--graceful_shutdown_seconds`), then exits.
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-attention serve",
+        description="Serve SavedModels over TensorFlow Serving's REST API.")
+    models = parser.add_argument_group("models (TF Serving's flags)")
+    models.add_argument("--model_name", default="default",
+                        help="name of the model in the URL (default: %(default)s)")
+    models.add_argument("--model_base_path",
+                        help="folder of numbered versions <base>/<version>/saved_model.pb")
+    models.add_argument("--model_config_file",
+                        help="ModelServerConfig text proto listing several models")
+    models.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                        help="seconds between scans for new versions; 0 scans once "
+                             "(default: %(default)s)")
+    http = parser.add_argument_group("HTTP")
+    http.add_argument("--rest_api_port", type=int, default=8501)
+    http.add_argument("--host", default="127.0.0.1",
+                      help="address to bind (default %(default)s; 0.0.0.0 for every interface)")
+    http.add_argument("--rest_api_num_threads", type=int, default=4,
+                      help="model calls that may run at once (default: %(default)s)")
+    http.add_argument("--max_request_bytes", type=int, default=32 * 1024 * 1024)
+    http.add_argument("--max_request_rows", type=int, default=1024)
+    http.add_argument("--graceful_shutdown_seconds", type=float, default=30.0)
+    http.add_argument("--access_log", default="-",
+                      help="file for the JSON access log; '-' is stderr, 'none' is off")
+    http.add_argument("--log_level", default="info",
+                      choices=["debug", "info", "warning", "error"])
+    batching = parser.add_argument_group("batching")
+    batching.add_argument("--enable_batching", action="store_true",
+                          help="merge concurrent requests into one model call")
+    batching.add_argument("--max_batch_size", type=int, default=32)
+    batching.add_argument("--batch_timeout_micros", type=int, default=2000)
+    return parser
+
+
+def parse_args(argv):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if bool(args.model_base_path) == bool(args.model_config_file):
+        parser.error("give --model_base_path (with --model_name) or --model_config_file")
+    for name in ("rest_api_num_threads", "max_request_bytes", "max_request_rows",
+                 "max_batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.batch_timeout_micros < 0 or args.file_system_poll_wait_seconds < 0:
+        parser.error("--batch_timeout_micros and --file_system_poll_wait_seconds must be >= 0")
+    if not 0 <= args.rest_api_port <= 65535:
+        parser.error("--rest_api_port must be in [0, 65535]")
+    return args
+
+
+def _configure_logging(args):
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    access = logging.getLogger("keras_attention.serving.access")
+    access.propagate = False
+    access.setLevel(logging.INFO)
+    if args.access_log == "none":
+        access.disabled = True
+        return
+    handler = logging.StreamHandler(sys.stderr) if args.access_log == "-" \
+        else logging.FileHandler(args.access_log)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import uvicorn
+
+        from keras_attention.serving.app import ServerOptions, create_app
+        from keras_attention.serving.batching import BatchingOptions
+    except ImportError as error:
+        print(f"keras-attention serve: {error.name} is missing; install the server with "
+              "pip install \"keras-attention[serve]\"", file=sys.stderr)
+        return 2
+    from keras_attention.serving.repository import (ModelConfig, ModelRepository,
+                                                    read_model_config_file)
+
+    _configure_logging(args)
+    try:
+        configs = read_model_config_file(args.model_config_file) if args.model_config_file \
+            else [ModelConfig(args.model_name, args.model_base_path)]
+    except ValueError as error:
+        print(f"keras-attention serve: {error}", file=sys.stderr)
+        return 2
+    for config in configs:
+        if not os.path.isdir(config.base_path):
+            print(f"keras-attention serve: {config.base_path}: no such folder "
+                  f"(base path of model {config.name!r})", file=sys.stderr)
+            return 2
+    repository = ModelRepository(configs, poll_seconds=args.file_system_poll_wait_seconds)
+    repository.start()
+    options = ServerOptions(
+        max_request_bytes=args.max_request_bytes, max_request_rows=args.max_request_rows,
+        num_threads=args.rest_api_num_threads, enable_batching=args.enable_batching,
+        batching=BatchingOptions(args.max_batch_size, args.batch_timeout_micros))
+    app = create_app(repository, options)
+    config = uvicorn.Config(app, host=args.host, port=args.rest_api_port,
+                            log_level=args.log_level, access_log=False,
+                            timeout_graceful_shutdown=args.graceful_shutdown_seconds,
+                            log_config=None)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

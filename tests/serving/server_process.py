@@ -1,0 +1,82 @@
+"""Starts the REST server in a subprocess on a free loopback port, and
+talks to it over real HTTP (the standard library's client)."""
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Client:
+    """`get(path)` / `post(path, body)` -> `(status, JSON answer)`."""
+
+    def __init__(self, port):
+        self.base = f"http://127.0.0.1:{port}"
+
+    def request(self, method, path, body=None, timeout=120, raw=False):
+        if body is not None and not isinstance(body, bytes):
+            body = json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(self.base + path, data=body, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, payload = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, payload = error.code, error.read()
+        return status, (payload if raw else json.loads(payload))
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path, body, **kwargs):
+        return self.request("POST", path, body, **kwargs)
+
+
+@contextlib.contextmanager
+def running_server(*args, startup_seconds=180, log_path=None):
+    """Runs `python -m keras_attention.serving *args --rest_api_port P`
+    until the block ends (SIGTERM, then SIGKILL after 30 s); yields
+    `(client, process)` once a status request answers."""
+    port = free_port()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO_ROOT)
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_attention.serving", *args, "--rest_api_port", str(port),
+         "--log_level", "warning"], cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
+    client = Client(port)
+    try:
+        deadline = time.monotonic() + startup_seconds
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode} at start-up")
+            try:
+                client.get("/monitoring/prometheus/metrics", timeout=5, raw=True)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("server did not start") from None
+                time.sleep(0.2)
+        yield client, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if log_path:
+            log.close()
