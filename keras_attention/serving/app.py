@@ -41,6 +41,7 @@ from keras_attention.serving import rest_json
 from keras_attention.serving.batching import BatchingOptions, DynamicBatcher
 from keras_attention.serving.errors import (InvalidArgument, NotFound, PayloadTooLarge,
                                             ServingError)
+from keras_attention.serving.exported_model import tf_error_summary
 
 ACCESS_LOG = logging.getLogger("keras_attention.serving.access")
 
@@ -110,12 +111,15 @@ def create_app(repository, options=ServerOptions()):
         started = time.perf_counter()
         model_name, api = "", "unknown"
         try:
-            path = urllib.parse.unquote(request.url.path)
+            # Matched undecoded, then each part decoded, as TF Serving does:
+            # a name never spans a "/" however it is escaped.
+            path = request.scope.get("raw_path", b"").decode("latin-1").split("?")[0] \
+                or request.url.path
             if request.method == "POST":
                 match = PREDICT_PATH.fullmatch(path)
                 if match is None:
                     raise InvalidArgument(f"Malformed request: POST {path}")
-                model_name, version, label, api = match.groups()
+                model_name, version, label, api = _decoded(match.groups())
                 api = api.lower()
                 if api != "predict":
                     raise ServingError(f"{api} is not served here: only predict (these models "
@@ -127,7 +131,7 @@ def create_app(repository, options=ServerOptions()):
                 match = STATUS_PATH.fullmatch(path)
                 if match is None:
                     raise InvalidArgument(f"Malformed request: GET {path}")
-                model_name, version, label, subresource = match.groups()
+                model_name, version, label, subresource = _decoded(match.groups())
                 if not model_name:
                     raise InvalidArgument("Missing model name in request.")
                 api = "metadata" if subresource else "status"
@@ -237,6 +241,10 @@ async def _read_body(request, limit):
     return b"".join(chunks)
 
 
+def _decoded(parts):
+    return [None if part is None else urllib.parse.unquote(part) for part in parts]
+
+
 def _int(text):
     if text is None:
         return None
@@ -251,9 +259,7 @@ def _model_error(error):
     if isinstance(error, ServingError):
         return error
     code = getattr(error, "error_code", None)
-    message = getattr(error, "message", None) or str(error)
-    message = message.strip().splitlines()[0] if message.strip() else type(error).__name__
-    wrapped = ServingError(message)
+    wrapped = ServingError(tf_error_summary(error))
     wrapped.status = _HTTP_OF_TF_CODE.get(code, 500)
     return wrapped
 

@@ -83,6 +83,23 @@ def find_version_dir(path, version=None):
     return os.path.join(path, str(int(version)))
 
 
+def tf_error_summary(error):
+    """The line of a TensorFlow error that says what went wrong, without
+    the graph node and op names around it.
+
+    Example:
+
+    >>> tf_error_summary(ValueError("Graph execution error:\\n\\nDetected at node d\\n"
+    ...                             "Unknown image file format.\\n\\t [[{{node d}}]] [Op:f]"))
+    'Unknown image file format.'
+    """
+    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()]
+    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[")
+    useful = [line for line in lines if line and not line.startswith(noise)]
+    line = (useful or lines or [type(error).__name__])[0]
+    return re.sub(r"\s*\[Op:[^\]]*\]$", "", line)
+
+
 def _tensor_info(spec):
     import tensorflow as tf
     from tensorflow.core.framework import types_pb2
