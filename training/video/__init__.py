@@ -1,0 +1,1 @@
+"""Video captioning: the generated clips data set (shapes appear, move, turn, disappear)."""
