@@ -98,7 +98,7 @@ def create_app(repository, options=ServerOptions()):
     async def run_in_thread(function, *args):
         return await anyio.to_thread.run_sync(function, *args, limiter=state["limiter"])
 
-    batcher = DynamicBatcher(options.batching, run_in_thread)
+    batcher = DynamicBatcher(options.batching, run_in_thread, options.num_threads)
     batcher.on_batch = metrics.batch_rows.observe
 
     @contextlib.asynccontextmanager

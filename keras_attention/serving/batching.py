@@ -17,7 +17,7 @@ them. Merging must never change an answer:
 
 Example:
 
-    batcher = DynamicBatcher(BatchingOptions(max_batch_size=32), limiter)
+    batcher = DynamicBatcher(BatchingOptions(max_batch_size=32), run_in_thread, num_threads=2)
     outputs = await batcher.predict(model, "serving_default", inputs, num_rows=1)
 """
 
@@ -93,27 +93,38 @@ class _Pending(NamedTuple):
     inputs: dict
     num_rows: int
     future: asyncio.Future
+    arrived: float
 
 
 class _Queue:
     def __init__(self):
-        self.items, self.rows, self.timer = [], 0, None
+        self.items, self.rows = [], 0
+        self.dispatcher = None  # the task that will take the next batch
+        self.full = asyncio.Event()
 
 
 class DynamicBatcher:
     """Merges concurrent `predict` calls on the same model and signature.
 
+    As TF Serving's batch scheduler, a batch is formed when a model thread
+    is free: while every thread is busy, requests gather in the queue, so
+    the busier the server, the larger its batches. A free thread waits at
+    most `batch_timeout_micros` after the oldest request for others.
+
     Args:
         options: `BatchingOptions`.
         run_in_thread: `async (function, *args) -> result`, the server's
-            bounded thread pool (model calls block).
+            thread pool (model calls block).
+        num_threads: Batches that may run at once.
     """
 
-    def __init__(self, options, run_in_thread):
+    def __init__(self, options, run_in_thread, num_threads=1):
         self.options = options
         self.run_in_thread = run_in_thread
+        self.num_threads = int(num_threads)
         self._queues = {}
-        self.batch_sizes = []  # rows of each batch run, for tests and metrics
+        self._slots = None  # asyncio.Semaphore, made in the running loop
+        self.batch_sizes = []  # rows of each model call, for tests and metrics
         self.on_batch = None  # optional callback(rows) for metrics
 
     async def predict(self, model, signature_name, inputs, num_rows):
@@ -126,26 +137,30 @@ class DynamicBatcher:
         if layout is None or num_rows >= self.options.max_batch_size:
             return await self._run(model, signature_name, inputs, num_rows)
         loop = asyncio.get_running_loop()
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.num_threads)
         key = (id(model), signature_name, _merge_key(inputs))
         queue = self._queues.setdefault(key, _Queue())
-        pending = _Pending(inputs, num_rows, loop.create_future())
+        pending = _Pending(inputs, num_rows, loop.create_future(), loop.time())
         queue.items.append(pending)
         queue.rows += num_rows
         if queue.rows >= self.options.max_batch_size:
-            self._flush(key, model, signature_name, layout)
-        elif queue.timer is None:
-            queue.timer = loop.call_later(self.options.batch_timeout_micros / 1e6, self._flush,
-                                          key, model, signature_name, layout)
+            queue.full.set()
+        if queue.dispatcher is None:
+            queue.dispatcher = asyncio.ensure_future(
+                self._dispatch(key, model, signature_name, layout))
         return await pending.future
 
-    def _flush(self, key, model, signature_name, layout):
-        queue = self._queues.get(key)
-        if queue is None:
-            return
-        if queue.timer is not None:
-            queue.timer.cancel()
-            queue.timer = None
-        while queue.items:
+    async def _dispatch(self, key, model, signature_name, layout):
+        queue = self._queues[key]
+        async with self._slots:  # a free model thread first
+            delay = queue.items[0].arrived + self.options.batch_timeout_micros / 1e6 \
+                - asyncio.get_running_loop().time()
+            if delay > 0 and not queue.full.is_set():
+                try:
+                    await asyncio.wait_for(queue.full.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
             batch, rows = [], 0
             while queue.items and (not batch or rows + queue.items[0].num_rows
                                    <= self.options.max_batch_size):
@@ -153,8 +168,16 @@ class DynamicBatcher:
                 batch.append(item)
                 rows += item.num_rows
             queue.rows -= rows
-            asyncio.ensure_future(self._run_batch(model, signature_name, layout, batch, rows))
-        del self._queues[key]
+            queue.full.clear()
+            if queue.rows >= self.options.max_batch_size:
+                queue.full.set()
+            queue.dispatcher = None
+            if queue.items:  # the next batch waits for the next free thread
+                queue.dispatcher = asyncio.ensure_future(
+                    self._dispatch(key, model, signature_name, layout))
+            else:
+                del self._queues[key]
+            await self._run_batch(model, signature_name, layout, batch, rows)
 
     async def _run(self, model, signature_name, inputs, num_rows):
         self._record(num_rows)
@@ -171,9 +194,9 @@ class DynamicBatcher:
             outputs = await self._run(model, signature_name, merged, rows)
         except Exception:
             # Someone's input broke the batch: run each alone, so only it fails.
-            await asyncio.gather(*(
-                self._settle(item, self._run(model, signature_name, item.inputs, item.num_rows))
-                for item in batch))
+            for item in batch:
+                await self._settle(item, self._run(model, signature_name, item.inputs,
+                                                   item.num_rows))
             return
         start = 0
         for item in batch:

@@ -55,12 +55,12 @@ class FakeSeq2Seq:
                 "tokens": tokens, "attention": attention, "text": text}
 
 
-def run_concurrently(model, requests, options):
+def run_concurrently(model, requests, options, num_threads=1):
     async def main():
         async def run_in_thread(function, *args):
             return await asyncio.to_thread(function, *args)
 
-        batcher = DynamicBatcher(options, run_in_thread)
+        batcher = DynamicBatcher(options, run_in_thread, num_threads)
         tasks = [batcher.predict(model, "serving_default", {"n": np.array(r, "int32")}, len(r))
                  for r in requests]
         return await asyncio.gather(*tasks, return_exceptions=True), batcher
@@ -128,3 +128,30 @@ def test_bounds_hold_for_any_options(options):
     answers, batcher = run_concurrently(model, REQUESTS, options)
     assert all(not isinstance(a, Exception) for a in answers)
     assert all(size <= max(options.max_batch_size, 3) for size in batcher.batch_sizes)
+
+
+def test_requests_gather_while_every_thread_is_busy():
+    """No waiting at all (timeout 0), one thread: the first request runs
+    alone, and the ones that arrive while it runs form the next batch."""
+    import time
+
+    class Slow(FakeSeq2Seq):
+        def predict(self, signature_name, inputs):
+            time.sleep(0.2)
+            return super().predict(signature_name, inputs)
+
+    async def main():
+        async def run_in_thread(function, *args):
+            return await asyncio.to_thread(function, *args)
+
+        model = Slow()
+        batcher = DynamicBatcher(BatchingOptions(32, 0), run_in_thread, num_threads=1)
+        first = asyncio.ensure_future(
+            batcher.predict(model, "serving_default", {"n": np.array([1], "int32")}, 1))
+        await asyncio.sleep(0.05)  # the first is running now
+        later = [batcher.predict(model, "serving_default", {"n": np.array([v], "int32")}, 1)
+                 for v in range(2, 8)]
+        await asyncio.gather(first, *later)
+        return batcher.batch_sizes
+
+    assert asyncio.run(main()) == [1, 6]
