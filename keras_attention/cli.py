@@ -145,6 +145,9 @@ def main(argv=None):
         main(["translate", "--model", "export/translator", "notes.txt"])   # -> 0
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    # TensorFlow's C++ start-up chatter would bury a one-line error; set
+    # before TensorFlow loads (this package imports it only when needed).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if argv[:1] == ["serve"]:  # every option after it is the server's, --help included
         return run_server(argv[1:])
     parser = build_parser()

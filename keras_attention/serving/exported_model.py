@@ -126,9 +126,9 @@ class ExportedModel:
     """
 
     def __init__(self, path, version=None):
+        self.path = find_version_dir(path, version)  # before TensorFlow loads: fast errors
         import tensorflow as tf
 
-        self.path = find_version_dir(path, version)
         self.version = int(os.path.basename(os.path.normpath(self.path))) \
             if _VERSION.match(os.path.basename(os.path.normpath(self.path))) else None
         try:
