@@ -1,4 +1,5 @@
-"""Caption scores (pycocoevalcap, x100) and attention localization on generated scenes.
+"""Caption scores (pycocoevalcap, x100; `training.core.caption_metrics`) and attention
+localization on generated scenes (`training.captioning.metrics`).
 
 Expected caption scores are worked out by hand from the metric definitions;
 localization is checked on hand-computed grids and against a pixel-level
@@ -17,12 +18,9 @@ import numpy as np
 import pytest
 
 from training.captioning import metrics
-from training.captioning.metrics import (
-    WordLocalization,
-    caption_scores,
-    localization,
-    summarize_localization,
-)
+from training.captioning.metrics import WordLocalization, localization, summarize_localization
+from training.core import caption_metrics
+from training.core.caption_metrics import caption_scores
 from training.captioning.scenes import NO_OBJECT, generate_scenes
 
 CAPTIONS = [
@@ -60,9 +58,13 @@ def fake_java(tmp_path, monkeypatch, body):
 
 # ------------------------------------------------------------ caption scores
 def test_docstring_examples():
-    result = doctest.testmod(metrics, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 8
-    assert result.failed == 0
+    attempted = 0
+    for module in (metrics, caption_metrics):
+        result = doctest.testmod(module,
+                                 optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, module.__name__
+        attempted += result.attempted
+    assert attempted >= 8
 
 
 def test_identical_captions_score_full_marks():
@@ -177,12 +179,12 @@ def test_meteor_present_when_java_runs_else_skipped():
 
 
 def test_meteor_skipped_without_java(monkeypatch):
-    monkeypatch.setattr(metrics.shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.setattr(caption_metrics.shutil, "which", lambda *args, **kwargs: None)
 
     def no_java_please():
         raise AssertionError("METEOR started although java is missing")
 
-    monkeypatch.setattr(metrics, "_start_meteor", no_java_please)
+    monkeypatch.setattr(caption_metrics, "_start_meteor", no_java_please)
     scores = caption_scores(CAPTIONS, [[c] for c in CAPTIONS])
     assert "meteor" not in scores
     assert scores["skipped"] == ["meteor: java not found on PATH (METEOR needs a Java runtime)"]
@@ -194,7 +196,7 @@ def test_meteor_turned_off_starts_no_java(monkeypatch):
     def no_java_please():
         raise AssertionError("METEOR started although meteor=False")
 
-    monkeypatch.setattr(metrics, "_start_meteor", no_java_please)
+    monkeypatch.setattr(caption_metrics, "_start_meteor", no_java_please)
     scores = caption_scores([CAPTIONS[0]], [[CAPTIONS[0]]], meteor=False)
     assert "meteor" not in scores
     assert scores["skipped"] == ["meteor: turned off (meteor=False)"]

@@ -71,17 +71,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-SHAPES = ("circle", "square", "triangle")
+from training.core.shapes import COLOURS, SHAPES, shape_mask  # noqa: F401 (re-exported)
+
 SIZES = ("small", "large")
-# Far apart in RGB (each pair differs by 150 or more in some channel), so they
-# stay apart after resizing and blurring against the dark background.
-COLOURS = {
-    "red": (220, 30, 30),
-    "green": (30, 190, 40),
-    "blue": (40, 90, 240),
-    "yellow": (235, 215, 30),
-    "white": (240, 240, 240),
-}
 RELATION_WORDS = ("left", "of", "above", "below")
 FUNCTION_WORDS = ("a", "the", "and")
 
@@ -172,31 +164,6 @@ def object_side(size: str, image_size: int) -> int:
     (12, 22)
     """
     return int(round(_SIDE_FRACTION[size] * image_size))
-
-
-def shape_mask(shape: str, side: int) -> np.ndarray:
-    """Boolean ``[side, side]`` mask of a shape drawn in a square box.
-
-    A pixel belongs to the shape when its centre does.
-
-    >>> shape_mask("triangle", 4).astype(int)
-    array([[0, 0, 0, 0],
-           [0, 1, 1, 0],
-           [0, 1, 1, 0],
-           [1, 1, 1, 1]])
-    """
-    centres = np.arange(side) + 0.5
-    x = centres[None, :]
-    y = centres[:, None]
-    half = side / 2
-    if shape == "square":
-        return np.ones((side, side), dtype=bool)
-    if shape == "circle":
-        return (x - half) ** 2 + (y - half) ** 2 <= half**2
-    if shape == "triangle":
-        # The half width grows linearly from 0 at the top edge to `half` at the bottom.
-        return np.abs(x - half) <= y / 2
-    raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
 
 
 def min_centre_offset(image_size: int) -> int:

@@ -10,7 +10,7 @@ from training.captioning import data as data_lib
 from training.captioning import evaluation, metrics
 from training.captioning.export import Captioner
 from training.captioning.model import build_model
-from training.core import batching
+from training.core import batching, caption_metrics
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import fitting
@@ -99,7 +99,7 @@ def evaluate(config, captioner, corpus, workdir, log=print):
         hypotheses = [core_evaluation.best_text(r) for r in results]
         core_evaluation.write_lines(os.path.join(workdir, f"test.hypotheses.{name}.txt"),
                                     hypotheses)
-        scores = metrics.caption_scores(hypotheses, references, meteor=config.meteor)
+        scores = caption_metrics.caption_scores(hypotheses, references, meteor=config.meteor)
         scores["seconds"] = round(seconds, 1)
         report[name] = scores
         if name == "greedy":

@@ -1,7 +1,7 @@
 """The default video captioning data set: generated clips of shapes with events, told in order.
 
 Every clip is a short RGB video (8 to 32 frames) of one to three shapes, the
-circles, squares and triangles of the captioning scenes in their five colours,
+circles, squares and triangles of `training.core.shapes` in their five colours,
 on a dark plain background.  One to three events happen one after another,
 each in its own span of frames: a shape appears (grows from nothing), moves
 left, right, up or down, changes colour (fades from one colour to another) or
@@ -97,7 +97,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from training.captioning.scenes import COLOURS, SHAPES, shape_mask
+from training.core.shapes import COLOURS, SHAPES, shape_mask
 
 KINDS = ("appear", "move", "change_colour", "disappear")
 VERBS = {"appear": "appears", "move": "moves", "change_colour": "turns",
