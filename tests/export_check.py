@@ -41,7 +41,11 @@ SCRIPT = IMPORT_BLOCKER + textwrap.dedent(r"""
     import numpy as np
     import tensorflow as tf
 
-    version_dir, request = sys.argv[1], json.loads(sys.argv[2])
+    version_dir, request = sys.argv[1], sys.argv[2]
+    if request.startswith("@"):  # a large request comes in a file
+        with open(request[1:]) as handle:
+            request = handle.read()
+    request = json.loads(request)
     with open(os.path.join(version_dir, "assets.extra", "metadata.json")) as handle:
         metadata = json.load(handle)
     loaded = tf.saved_model.load(version_dir)
@@ -58,7 +62,10 @@ SCRIPT = IMPORT_BLOCKER + textwrap.dedent(r"""
     result = {"metadata": metadata, "signatures": {}, "specs": {}}
     for key, function in loaded.signatures.items():
         inputs = {}
+        taken = function.structured_input_signature[1]
         for name, spec in request.items():
+            if name not in taken:  # another signature's input
+                continue
             if "bytes" in spec:  # raw bytes carried as latin-1
                 inputs[name] = tf.constant([s.encode("latin-1") for s in spec["bytes"]])
             else:
@@ -79,10 +86,18 @@ SCRIPT = IMPORT_BLOCKER + textwrap.dedent(r"""
 
 def run_in_fresh_process(version_dir, inputs, cwd, timeout=240):
     """`inputs`: `{input_name: {"bytes": [str as latin-1]}}` or
-    `{input_name: {"values": nested list, "dtype": "uint8"}}`."""
+    `{input_name: {"values": nested list, "dtype": "uint8"}}`. Each signature
+    is called with the inputs it takes, so one request can hold the inputs
+    of several signatures (video: `frames`, `lengths`, `video_bytes` ...)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    request = json.dumps(inputs)
+    if len(request) > 100_000:  # past what one command-line argument may hold
+        path = os.path.join(str(cwd), "request.json")
+        with open(path, "w") as handle:
+            handle.write(request)
+        request = "@" + os.path.abspath(path)
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, os.path.abspath(version_dir), json.dumps(inputs)],
+        [sys.executable, "-c", SCRIPT, os.path.abspath(version_dir), request],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr[-3000:]
     line = [x for x in result.stdout.splitlines() if x.startswith("RESULT ")][-1]

@@ -93,3 +93,68 @@ def test_score_text_with_several_references_equals_sacrebleu():
     assert score_text(["A B C D"], [["a b c d"]])["bleu_cased"] < 100.0
     with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
         score_text(["a", "b"], ["a"])
+
+
+def test_an_exporter_with_several_inputs_and_variants(tmp_path):
+    """Input variants: named inputs per signature pair, each described in
+    metadata.json with its decoding, beam settings and axes."""
+    import tensorflow as tf
+
+    from training.core import export as export_lib
+    from training.core.export import InputVariant, SequenceExporter
+
+    translator, _ = small_translator("gru")
+
+    class TwoInputs(SequenceExporter):
+        task = "toy"
+
+        def input_variants(self):
+            ids = tf.TensorSpec([None, None], tf.int32, name="ids")
+            keep = tf.TensorSpec([None], tf.int32, name="keep")
+            text = tf.TensorSpec([None], tf.string, name="text")
+            return [InputVariant("serving_default", "beam_search", {"ids": ids, "keep": keep},
+                                 {"ids": "token_ids", "keep": "length"}, self.prepare_ids,
+                                 description="ids and how many to keep"),
+                    InputVariant("text_greedy", "text_beam", {"text": text},
+                                 {"text": "text"}, self.prepare_text)]
+
+        def prepare_ids(self, ids, keep):
+            ids = tf.where(tf.sequence_mask(keep, tf.shape(ids)[1]), ids, 0)
+            batch = tf.shape(ids)[0]
+            return ids, tf.fill([batch], 4), {"empty": keep == 0}, {}
+
+        def prepare_text(self, text):
+            source_vocabulary = translator.source_vocabulary
+            return self.prepare_ids(source_vocabulary.encode(text), tf.fill(tf.shape(text), 3))
+
+    exporter = TwoInputs(translator.model, translator.target_vocabulary, 5, beam_width=2,
+                         num_hypotheses=2)
+    path = exporter.save(str(tmp_path), "toy", 1)
+    metadata = export_lib.read_metadata(path)
+    signatures = metadata["signatures"]
+    assert sorted(signatures) == ["beam_search", "serving_default", "text_beam", "text_greedy"]
+    assert signatures["serving_default"]["inputs"] == {
+        "ids": {"dtype": "int32", "shape": [-1, -1], "kind": "token_ids"},
+        "keep": {"dtype": "int32", "shape": [-1], "kind": "length"}}
+    assert signatures["serving_default"]["description"] == "ids and how many to keep"
+    assert "description" not in signatures["text_greedy"]
+    for key, decoding in (("serving_default", "greedy"), ("text_greedy", "greedy"),
+                          ("beam_search", "beam"), ("text_beam", "beam")):
+        assert signatures[key]["decoding"] == decoding
+        assert ("num_hypotheses" in signatures[key]) == (decoding == "beam")
+        rows = ["batch", "hypothesis"] if decoding == "beam" else ["batch"]
+        assert signatures[key]["output_axes"]["text"] == rows
+    loaded = tf.saved_model.load(path)
+    by_ids = loaded.signatures["serving_default"](ids=tf.constant([[4, 5, 6, 9]]),
+                                                  keep=tf.constant([3]))
+    by_text = loaded.signatures["text_greedy"](text=tf.constant(["a b c"]))
+    assert by_ids["text"].numpy().tolist() == by_text["text"].numpy().tolist()
+    assert exporter.greedy is exporter.signature_functions["serving_default"]
+
+    class Misnamed(TwoInputs):
+        def input_variants(self):
+            return super().input_variants()[::-1]
+
+    with pytest.raises(ValueError, match="first input variant"):
+        Misnamed(translator.model, translator.target_vocabulary, 5, beam_width=2,
+                 num_hypotheses=2)

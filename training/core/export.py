@@ -12,6 +12,12 @@ Signatures (the input is the task's, see its exporter):
 - `beam_search`, beam width and n-best fixed at export: the same names with
   a hypothesis axis N after B, best first; `score [B, N]` is the GNMT score.
 
+A task may declare several named inputs and more ways to feed the model
+(`SequenceExporter.input_variants`: video takes `frames` + `lengths` in
+`serving_default` and `beam_search`, and animated GIFs in `gif_greedy` and
+`gif_beam`); each variant has a greedy and a beam signature with the same
+outputs.
+
 A task may add outputs (translation: `source_tokens`). T is the longest
 output in the batch; each row's answer depends on that row alone (its
 length limit included), so batching requests never changes an answer.
@@ -26,6 +32,7 @@ import contextlib
 import json
 import os
 import shutil
+from typing import Callable, NamedTuple, Optional
 
 import tensorflow as tf
 
@@ -38,18 +45,57 @@ METADATA_PATH = os.path.join("assets.extra", "metadata.json")
 METADATA_FORMAT = 1
 
 
+class InputVariant(NamedTuple):
+    """One way to feed an exported model: its signatures, named inputs and
+    how they become the model's source.
+
+    Attributes:
+        greedy_signature, beam_signature: The signature keys of its greedy
+            and beam decoding (the first variant's are `serving_default` and
+            `beam_search`).
+        specs: Input name -> `tf.TensorSpec`, in the order `prepare` takes
+            them; each name is the signature's input name.
+        kinds: Input name -> what it holds, for metadata.json ("text",
+            "image", "frames", "length" ...).
+        prepare: `(*inputs) -> (source, max_lengths, rows, extras)`, as
+            `SequenceExporter.prepare`; None: `SequenceExporter.prepare` on
+            the one input (the exporters with a single input).
+        description: Optional words for metadata.json.
+
+    Example (video's GIF input):
+
+        InputVariant("gif_greedy", "gif_beam",
+                     {"video_bytes": tf.TensorSpec([None], tf.string, name="video_bytes")},
+                     {"video_bytes": "video"}, prepare=self.prepare_gif)
+    """
+
+    greedy_signature: str
+    beam_signature: str
+    specs: dict
+    kinds: dict
+    prepare: Optional[Callable] = None
+    description: Optional[str] = None
+
+
 class SequenceExporter(tf.Module):
     """Base of every task's exporter: decoding, output schema, metadata, save.
 
     A task subclasses it and sets `task`, `input_name`, `input_kind` and
     `attention_axes`, and implements `input_spec()` and `prepare()`; it may
     override `replace_words()`, `format_attention()` and `metadata_extras()`.
+    A task with several named inputs, or more than one way to feed the
+    model, overrides `input_variants()` instead of `input_spec()` and
+    `prepare()`: one `InputVariant` per pair of signatures.
 
     Args:
         model: A trained `AttentionSeq2Seq`.
         target_vocabulary: The output `Vocabulary`.
         max_output_tokens: Most output words (the end token aside).
         beam_width, length_penalty, num_hypotheses: The beam signature's settings.
+        no_repeat_ngram_size: When > 0, no output repeats an n-gram of this
+            many words (both signatures).
+        recaser: Optional `training.core.recasing.Recaser` for the output
+            words (`tokens` and `text`).
     """
 
     task = None
@@ -60,7 +106,8 @@ class SequenceExporter(tf.Module):
     axis_lengths = {}  # axis -> the output (`[B]` or `[B, N]`) of each row's extent
 
     def __init__(self, model, target_vocabulary, max_output_tokens, beam_width=4,
-                 length_penalty=0.6, num_hypotheses=4, name=None):
+                 length_penalty=0.6, num_hypotheses=4, name=None, no_repeat_ngram_size=0,
+                 recaser=None):
         super().__init__(name=name or self.task)
         if not 1 <= int(num_hypotheses) <= int(beam_width):
             raise ValueError(f"num_hypotheses must be in [1, beam_width={beam_width}], "
@@ -71,11 +118,35 @@ class SequenceExporter(tf.Module):
         self.beam_width = int(beam_width)
         self.length_penalty = float(length_penalty)
         self.num_hypotheses = int(num_hypotheses)
-        spec = self.input_spec()
-        self.greedy = tf.function(self._greedy, input_signature=[spec])
-        self.beam = tf.function(self._beam, input_signature=[spec])
+        self.no_repeat_ngram_size = int(no_repeat_ngram_size)
+        self.recaser = recaser
+        self.variants = self._checked_variants()
+        # Signature key -> tf.function; the first variant's are also
+        # `self.greedy` and `self.beam`.
+        self.signature_functions = {}
+        for variant in self.variants:
+            if variant.prepare is None:  # one input through `prepare()`
+                specs = list(variant.specs.values())
+                greedy = tf.function(self._greedy, input_signature=specs)
+                beam = tf.function(self._beam, input_signature=specs)
+            else:
+                greedy, beam = self._variant_functions(variant)
+            self.signature_functions[variant.greedy_signature] = greedy
+            self.signature_functions[variant.beam_signature] = beam
+        self.greedy = self.signature_functions[GREEDY_SIGNATURE]
+        self.beam = self.signature_functions[BEAM_SIGNATURE]
 
     # ------------------------------------------------------------ task hooks
+    def input_variants(self):
+        """The `InputVariant`s, `serving_default`/`beam_search`'s first.
+
+        Default: one variant, the one input `input_name` of `input_spec()`
+        through `prepare()`.
+        """
+        return [InputVariant(GREEDY_SIGNATURE, BEAM_SIGNATURE,
+                             {self.input_name: self.input_spec()},
+                             {self.input_name: self.input_kind})]
+
     def input_spec(self):
         """The `tf.TensorSpec` of the signatures' one input (named `input_name`)."""
         raise NotImplementedError
@@ -105,13 +176,47 @@ class SequenceExporter(tf.Module):
         return {}
 
     # -------------------------------------------------------------- decoding
-    def _decode(self, inputs, method, **options):
-        source, max_lengths, rows, extras = self.prepare(inputs)
+    def _checked_variants(self):
+        variants = list(self.input_variants())
+        if not variants or (variants[0].greedy_signature, variants[0].beam_signature) != (
+                GREEDY_SIGNATURE, BEAM_SIGNATURE):
+            raise ValueError(f"the first input variant must have the signatures "
+                             f"{GREEDY_SIGNATURE} and {BEAM_SIGNATURE}")
+        keys = [key for v in variants for key in (v.greedy_signature, v.beam_signature)]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"input variants repeat a signature name: {keys}")
+        for variant in variants:
+            if set(variant.kinds) != set(variant.specs):
+                raise ValueError(f"{variant.greedy_signature}: kinds {sorted(variant.kinds)} "
+                                 f"differ from inputs {sorted(variant.specs)}")
+            if variant.prepare is None and len(variant.specs) != 1:
+                raise ValueError(f"{variant.greedy_signature}: several inputs need a prepare")
+        return tuple(variants)
+
+    def _variant_functions(self, variant):
+        """The greedy and beam `tf.function`s of a variant with its own `prepare`."""
+        specs = list(variant.specs.values())
+
+        def greedy(*inputs):
+            return self._greedy_prepared(variant.prepare(*inputs))
+
+        def beam(*inputs):
+            return self._beam_prepared(variant.prepare(*inputs))
+
+        greedy.__name__ = variant.greedy_signature
+        beam.__name__ = variant.beam_signature
+        return (tf.function(greedy, input_signature=specs),
+                tf.function(beam, input_signature=specs))
+
+    def _decode(self, prepared, method, **options):
+        """Decodes `prepare()`'s `(source, max_lengths, rows, extras)`."""
+        source, max_lengths, rows, extras = prepared
         max_lengths = tf.minimum(tf.cast(max_lengths, tf.int32), self.max_output_tokens + 1)
         # The loop runs to the batch's longest limit; shorter rows end at theirs.
         loop_length = tf.maximum(tf.reduce_max(max_lengths), 1)
         result = self.model.generate(source, START_ID, END_ID, loop_length, method=method,
-                                     max_lengths=max_lengths, **options)
+                                     max_lengths=max_lengths,
+                                     no_repeat_ngram_size=self.no_repeat_ngram_size, **options)
         return result, rows, extras
 
     def _finish(self, ids, lengths, attention, rows):
@@ -124,20 +229,28 @@ class SequenceExporter(tf.Module):
         ids = tf.where(valid, ids, PAD_ID)
         words = self.target_vocabulary.words_of(ids)
         words = tf.where(valid, self.replace_words(words, ids, attention, rows), "")
+        if self.recaser is not None:
+            words = self.recaser(words)
         text = detokenize_words(tf.RaggedTensor.from_tensor(words, lengths=lengths))
         attention = attention * tf.cast(valid, attention.dtype)[..., None]
         return {"text": text, "tokens": words, "token_ids": ids, "length": lengths,
                 "attention": self.format_attention(attention, rows)}
 
     def _greedy(self, inputs):
-        result, rows, extras = self._decode(inputs, "greedy")
+        return self._greedy_prepared(self.prepare(inputs))
+
+    def _beam(self, inputs):
+        return self._beam_prepared(self.prepare(inputs))
+
+    def _greedy_prepared(self, prepared):
+        result, rows, extras = self._decode(prepared, "greedy")
         outputs = self._finish(result.ids, result.lengths, result.attention, rows)
         outputs["score"] = tf.where(rows["empty"], 0.0, result.log_probs)
         return {**outputs, **extras}
 
-    def _beam(self, inputs):
+    def _beam_prepared(self, prepared):
         result, rows, extras = self._decode(
-            inputs, "beam", beam_width=self.beam_width, length_penalty=self.length_penalty,
+            prepared, "beam", beam_width=self.beam_width, length_penalty=self.length_penalty,
             num_hypotheses=self.num_hypotheses)
         n = self.num_hypotheses
         batch = tf.shape(result.ids)[0]
@@ -157,28 +270,37 @@ class SequenceExporter(tf.Module):
 
     # ------------------------------------------------------------------ save
     def signatures(self):
-        return {GREEDY_SIGNATURE: self.greedy.get_concrete_function(),
-                BEAM_SIGNATURE: self.beam.get_concrete_function()}
+        return {key: function.get_concrete_function()
+                for key, function in self.signature_functions.items()}
+
+    def _beam_signatures(self):
+        return {variant.beam_signature for variant in self.variants}
 
     def metadata(self, signatures):
         """What a server or the CLI needs to know, as a JSON-able dict."""
         from keras_attention import __version__
 
         described = {}
+        variant_of = {key: variant for variant in self.variants
+                      for key in (variant.greedy_signature, variant.beam_signature)}
         for key, function in signatures.items():
             outputs = function.structured_outputs
+            variant = variant_of[key]
             described[key] = {
-                "decoding": "greedy" if key == GREEDY_SIGNATURE else "beam",
-                "inputs": {self.input_name: {**_spec_json(self.input_spec()),
-                                             "kind": self.input_kind}},
+                "decoding": "beam" if key in self._beam_signatures() else "greedy",
+                "inputs": {name: {**_spec_json(spec), "kind": variant.kinds[name]}
+                           for name, spec in variant.specs.items()},
                 "outputs": {name: _spec_json(outputs[name]) for name in sorted(outputs)},
                 "attention_axes": self._output_axes(key)["attention"],
                 "output_axes": self._output_axes(key),
                 "axis_lengths": {"output_token": "length", **self.axis_lengths},
             }
-        described[BEAM_SIGNATURE].update(beam_width=self.beam_width,
-                                         num_hypotheses=self.num_hypotheses,
-                                         length_penalty=self.length_penalty)
+            if variant.description:
+                described[key]["description"] = variant.description
+        for key in self._beam_signatures():
+            described[key].update(beam_width=self.beam_width,
+                                  num_hypotheses=self.num_hypotheses,
+                                  length_penalty=self.length_penalty)
         return {
             "format_version": METADATA_FORMAT,
             "task": self.task,
@@ -187,11 +309,13 @@ class SequenceExporter(tf.Module):
             "signatures": described,
             "target_vocabulary_size": self.target_vocabulary.size,
             "max_output_tokens": self.max_output_tokens,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "recased_output": self.recaser is not None,
             **self.metadata_extras(),
         }
 
     def _output_axes(self, signature):
-        rows = ["batch"] + (["hypothesis"] if signature == BEAM_SIGNATURE else [])
+        rows = ["batch"] + (["hypothesis"] if signature in self._beam_signatures() else [])
         axes = {"text": rows, "tokens": rows + ["output_token"],
                 "token_ids": rows + ["output_token"], "length": rows, "score": rows,
                 "attention": rows + ["output_token", *self.attention_axes]}
