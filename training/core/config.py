@@ -224,6 +224,7 @@ class TrainingConfig:
     beam_width: int = option(4, minimum=1)
     length_penalty: float = option(0.6, minimum=0.0)
     num_hypotheses: int = option(4, minimum=1)   # n-best returned by the beam signature
+    no_repeat_ngram_size: int = option(0, minimum=0)  # >0: no output repeats an n-gram this long
     eval_batch_size: int = option(128, minimum=1)
     plot_examples: int = option(4, minimum=0)
     export_name: str = "model"

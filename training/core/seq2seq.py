@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from keras_attention import decoding
+from keras_attention.decoding.repetition import block_repeated_ngrams, initial_guard_state
 from keras_attention.layers import (
     AdditiveAttention,
     AttentionDecoder,
@@ -116,7 +117,7 @@ class AttentionSeq2Seq(keras.Model):
         return logits, state, weights
 
     def generate(self, source, start_token, end_token, max_length, method="greedy",
-                 max_lengths=None, **options):
+                 max_lengths=None, no_repeat_ngram_size=0, **options):
         """Decodes a batch of sources.
 
         Args:
@@ -130,6 +131,8 @@ class AttentionSeq2Seq(keras.Model):
             max_lengths: Optional int `[B]`, each row's own limit (at most
                 `max_length`): a row ends with the end token at its limit, so
                 its output never depends on the other rows of the batch.
+            no_repeat_ngram_size: int, when > 0 no output repeats an n-gram
+                of this many tokens (`decoding.block_repeated_ngrams`).
 
         Returns:
             A `keras_attention.decoding.DecodingResult`.
@@ -139,8 +142,12 @@ class AttentionSeq2Seq(keras.Model):
         batch_size = ops.shape(constants[0])[0]
         start_tokens = ops.full((batch_size,), start_token, dtype="int32")
         step_fn = self.step
+        if no_repeat_ngram_size:
+            # Inside the row limits, so a row's forced end token is never blocked.
+            step_fn = block_repeated_ngrams(step_fn, no_repeat_ngram_size, max_length)
+            state = initial_guard_state(state, batch_size, max_length)
         if max_lengths is not None:
-            step_fn = end_at_row_limits(self.step, end_token)
+            step_fn = end_at_row_limits(step_fn, end_token)
             state = (state, ops.zeros((batch_size,), "int32"))
             constants = (constants, ops.cast(max_lengths, "int32"))
         return search(step_fn=step_fn, initial_state=state, start_tokens=start_tokens,

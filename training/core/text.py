@@ -29,13 +29,15 @@ _NO_SPACE_BEFORE = r""" ([.,;:!?)\]}»”’…])"""
 _NO_SPACE_AFTER = r"""([¿¡(\[{«“‘]) """
 
 
-def normalize(texts):
+def normalize(texts, lowercase=True):
     """`[B]` raw strings -> `[B]` normalized strings (valid UTF-8, lowercase,
-    punctuation spaced out, single spaces)."""
+    punctuation spaced out, single spaces). With `lowercase=False` the case
+    is kept; the words are the same (case never moves a word boundary)."""
     texts = tf.strings.unicode_transcode(
         texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
     )
-    texts = tf.strings.lower(texts, encoding="utf-8")
+    if lowercase:
+        texts = tf.strings.lower(texts, encoding="utf-8")
     texts = tf.strings.regex_replace(texts, "[\x01\x02]", " ")
     for pattern, rewrite in (_INNER_APOSTROPHE, _INNER_HYPHEN):
         texts = tf.strings.regex_replace(texts, pattern, rewrite)
@@ -46,9 +48,9 @@ def normalize(texts):
     return tf.strings.strip(texts)
 
 
-def tokenize(texts, max_tokens=None):
+def tokenize(texts, max_tokens=None, lowercase=True):
     """`[B]` strings -> ragged `[B, (tokens)]` words, cut at `max_tokens`."""
-    tokens = tf.strings.split(normalize(texts))
+    tokens = tf.strings.split(normalize(texts, lowercase))
     if max_tokens is not None:
         tokens = tokens[:, :max_tokens]
     return tokens

@@ -10,14 +10,16 @@ tokens and score 0; inputs longer than `max_source_tokens` words are cut
 there; invalid UTF-8 bytes become U+FFFD before tokenization. Each output
 stops at `min(max_target_tokens, 2 * source words + 10)` words, a limit of
 its own row. Unknown output words are replaced by the source word they
-attend to most (Luong et al. 2015). Only stock TensorFlow ops, so
-TensorFlow Serving can run it.
+attend to most (Luong et al. 2015), as written there; with a `Recaser`
+the other words take the case they have in the training targets, and a
+sentence starts with a capital. Only stock TensorFlow ops, so TensorFlow
+Serving can run it.
 """
 
 import tensorflow as tf
 
 from training.core.export import SequenceExporter
-from training.core.text import UNK_ID
+from training.core.text import UNK_ID, tokenize
 
 
 class Translator(SequenceExporter):
@@ -28,6 +30,10 @@ class Translator(SequenceExporter):
         source_vocabulary, target_vocabulary: `Vocabulary` modules.
         max_target_tokens: Most output words.
         beam_width, length_penalty, num_hypotheses: Beam signature settings.
+        no_repeat_ngram_size: When > 0, no translation repeats an n-gram of
+            this many words.
+        recaser: Optional `Recaser`: output words in the case a reader
+            expects (unknown words copied from the source keep its case).
 
     Example (`translator.save("export", "translator", 1)` writes it):
 
@@ -44,11 +50,13 @@ class Translator(SequenceExporter):
     axis_lengths = {"source_token": "source_length"}
 
     def __init__(self, model, source_vocabulary, target_vocabulary, max_target_tokens,
-                 beam_width=4, length_penalty=0.6, num_hypotheses=4):
+                 beam_width=4, length_penalty=0.6, num_hypotheses=4, no_repeat_ngram_size=0,
+                 recaser=None):
         self.source_vocabulary = source_vocabulary
         super().__init__(model, target_vocabulary, max_target_tokens, beam_width,
                          length_penalty, min(int(num_hypotheses), int(beam_width)),
-                         name="translator")
+                         name="translator", no_repeat_ngram_size=no_repeat_ngram_size,
+                         recaser=recaser)
 
     def input_spec(self):
         return tf.TensorSpec([None], tf.string, name=self.input_name)
@@ -62,7 +70,10 @@ class Translator(SequenceExporter):
         source_lengths = tf.cast(source_tokens.row_lengths(), tf.int32)  # --> [B]
         source_words = source_tokens.to_tensor("", shape=tf.shape(source_ids))  # --> [B, S]
         max_lengths = 2 * source_lengths + 11  # 2 S + 10 words and the end token
-        rows = {"empty": source_lengths == 0, "source_words": source_words}
+        # The same words as written (case never moves a word boundary), for copying.
+        written = tokenize(text, self.source_vocabulary.max_tokens, lowercase=False)
+        rows = {"empty": source_lengths == 0,
+                "source_words": written.to_tensor("", shape=tf.shape(source_ids))}
         # Without the padding position, so S is the batch's longest row.
         return source_ids, max_lengths, rows, {"source_tokens": source_tokens.to_tensor(""),
                                                "source_length": source_lengths}

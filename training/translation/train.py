@@ -6,6 +6,7 @@ import time
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import fitting
+from training.core.recasing import Recaser
 from training.core.text import load_or_build_vocabulary
 from training.translation import data as data_lib
 from training.translation import evaluation
@@ -134,8 +135,11 @@ def train_and_evaluate(config, workdir, corpus=None, log=print):
     corpus = corpus or load_corpus(config)
     fit_result, source_vocabulary, target_vocabulary = train(config, workdir, corpus, log)
     model = fit_result.model
+    recaser = Recaser.from_texts([target for _, target in corpus.train]) if config.recase \
+        else None
     translator = Translator(model, source_vocabulary, target_vocabulary, config.max_target_tokens,
-                            config.beam_width, config.length_penalty, config.num_hypotheses)
+                            config.beam_width, config.length_penalty, config.num_hypotheses,
+                            config.no_repeat_ngram_size, recaser)
     export_path = translator.save(os.path.join(workdir, "export"), config.export_name,
                                   config.export_version)
     model.save(os.path.join(workdir, "model.keras"))
