@@ -1,23 +1,65 @@
 """Translation benchmarks on the bundled corpus, ours beside the reference.
 
-    python -m benchmarks.bench_translation quality --seconds 390
-    python -m benchmarks.bench_translation quality --seconds 390 --large-seconds 1800
-    python -m benchmarks.bench_translation speed
+    python -m benchmarks.bench_translation quality --seconds 390 --seeds 3
+    python -m benchmarks.bench_translation speed --steps 20 --repeats 5
     python -m benchmarks.bench_translation latency --workdir runs/translation-main-en-es
 
-quality: trains the main preset and the reference (TensorFlow's
-  nmt_with_attention architecture, benchmarks/reference_nmt.py: bidirectional
-  GRU encoder, GRU decoder, attention after the RNN, 8,000 words, 256 units,
-  batch 64, Adam) for the same wall-clock time on the same corpus and split,
-  then scores both on the test split with the same decoding and sacrebleu.
+The reference is TensorFlow's "nmt_with_attention" tutorial architecture
+(benchmarks/reference_nmt.py: bidirectional GRU encoder with summed
+directions, GRU decoder, one-head attention after the RNN with residual and
+layer norm). As in the tutorial it has 256 units, embeddings of 256 and a
+vocabulary of 5,000 words per language (the tutorial's
+`TextVectorization(max_tokens=5000)`; special tokens included, as in ours).
+Both models read the same tokenization and data pipeline (ours: lowercased
+words, punctuation split off, training pairs of at most `max_train_tokens`
+= 48 words), not the tutorial's own text preprocessing.
+
+quality: separates what the training recipe gives from what the
+  architecture gives. Four rows, each trained `--seeds` times for the same
+  wall-clock `--seconds` on the same corpus and split (seeds interleaved:
+  seed 1 of every row, then seed 2 ...):
+
+    (a) ours, our recipe
+    (b) reference architecture, reference recipe
+    (c) reference architecture, our recipe
+    (d) ours, reference recipe
+
+  "ours" is the main preset (training/translation/config.py): bidirectional
+  GRU encoder 2 x 128, GRU decoder 256, additive attention 128, embeddings
+  128, vocabularies of 6,000 words per language. "reference" is the
+  tutorial's sizes above.
+  Our recipe (the main preset's): Adam 3e-3 with 100 warm-up steps and
+  cosine decay over 18 x 100 steps, label smoothing 0.1, gradient norm
+  clipping 5, early stopping after 4 validations (every 100 steps) without
+  a dev loss gain and the best-dev-loss weights restored at the end.
+  The reference recipe (the tutorial's): constant Adam 1e-3, no label
+  smoothing, no clipping, last weights kept. The tutorial also stops after
+  3 epochs without a dev loss gain (keeping the last weights); `fit` cannot
+  stop early without restoring the best weights, so here it trains for the
+  whole time budget (at most its 100 x 100 steps) and keeps the last ones.
+  The budget is `fit`'s `max_train_seconds`: graph tracing and the dev
+  validations (every 100 steps, both recipes) count in it.
+  Every row decodes through our exporter (`Translator`) with the same
+  settings (printed), and is scored by sacrebleu, lowercased and cased,
+  greedy and beam, as mean +- std [min..max] over the seeds.
 speed: training target tokens/s of our fast path, our cell path (Bahdanau)
-  and the reference at equal sizes, interleaved in one run.
+  and the reference at one size table (per-direction encoder units,
+  decoder units, attention units and embeddings 256, vocabulary 5,000,
+  batch 64; ours concatenates the two encoder directions, the reference
+  sums them), on the same batches, warm-up then repeats interleaved.
 latency: exported SavedModel, batch 1 and 64, greedy and beam.
+
+A quality run under 60 s of training, or a speed run under 10 batches or
+3 repeats, is a smoke run: it says so, and its numbers are not results.
 """
 
 import argparse
 import dataclasses
+import gc
 import os
+import shlex
+import statistics
+import sys
 import tempfile
 import time
 
@@ -27,16 +69,48 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.common import describe_machine, markdown_table  # noqa: E402
-
+from benchmarks.common import (  # noqa: E402
+    describe_machine, markdown_table, time_interleaved, tf_sync,
+)
 from benchmarks.reference_nmt import ReferenceNMT  # noqa: E402
 from training.core import fitting  # noqa: E402
+from training.core.encoders import RecurrentTextEncoder  # noqa: E402
+from training.core.recasing import Recaser  # noqa: E402
+from training.core.seq2seq import AttentionSeq2Seq, build_decoder_cell  # noqa: E402
 from training.translation import train as train_lib  # noqa: E402
 from training.translation.config import PRESETS, TranslationConfig  # noqa: E402
 from training.translation.export import Translator  # noqa: E402
 from training.translation.pipeline import (  # noqa: E402
     drop_long_pairs, encode_pairs, make_dataset,
 )
+
+SMOKE_LINE = "SMOKE RUN: numbers are not results"
+MIN_RESULT_SECONDS = 60.0
+
+# The tutorial's model sizes (the reference ignores embedding_dim and
+# attention_units: its embeddings and attention key size are `units`).
+REFERENCE_SIZES = dict(units=256, embedding_dim=256, attention_units=256,
+                       source_vocab_size=5000, target_vocab_size=5000)
+# Ours: the main preset's sizes.
+OUR_SIZES = {key: PRESETS["main"][key] for key in (
+    "units", "embedding_dim", "attention_units", "source_vocab_size", "target_vocab_size")}
+
+OUR_RECIPE_FIELDS = ("learning_rate", "warmup_steps", "epochs", "steps_per_epoch",
+                     "early_stopping_patience")
+RECIPES = {
+    # The main preset's, with TranslationConfig's label smoothing and clipping.
+    "ours": dict(**{key: PRESETS["main"][key] for key in OUR_RECIPE_FIELDS},
+                 label_smoothing=TranslationConfig().label_smoothing,
+                 clipnorm=TranslationConfig().clipnorm),
+    # The tutorial's: fit(epochs=100, steps_per_epoch=100) with optimizer="adam".
+    "reference": dict(learning_rate=1e-3, warmup_steps=0, epochs=100, steps_per_epoch=100,
+                      early_stopping_patience=0, label_smoothing=0.0, clipnorm=0.0),
+}
+
+# Speed: one size table for every model.
+SPEED_SIZES = dict(units=256, attention_units=256, embedding_dim=256, batch_size=64,
+                   dropout=0.0)
+
 
 def dict_table(rows):
     return markdown_table(list(rows[0]), [list(row.values()) for row in rows])
@@ -46,63 +120,240 @@ def machine():
     return "\n".join(describe_machine())
 
 
-REFERENCE_SIZES = dict(source_vocab_size=8000, target_vocab_size=8000, units=256,
-                       embedding_dim=256, batch_size=64)
+def command_line():
+    return "python -m benchmarks.bench_translation " + shlex.join(sys.argv[1:])
+
+
+def print_header(smoke):
+    """The command, the machine, and the smoke warning when it applies."""
+    print(f"\ncommand: {command_line()}\n\n{machine()}\n")
+    if smoke:
+        print(f"{SMOKE_LINE}\n")
+
+
+def print_table(rows, smoke):
+    if smoke:
+        print(SMOKE_LINE)
+    print(dict_table(rows) + "\n")
 
 
 def preset(name, **changes):
     return dataclasses.replace(TranslationConfig(), **{**PRESETS[name], **changes})
 
 
+def count_parameters(model):
+    """Trainable parameters of a built model."""
+    return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
+
+
+# ------------------------------------------------------------------ builders
 def reference_builder(config, source_vocab_size, target_vocab_size):
     return ReferenceNMT(source_vocab_size, target_vocab_size, units=config.units)
 
 
 def reference_optimizer(config, total_steps):
-    return keras.optimizers.Adam()  # the tutorial's optimizer="adam"
+    """The tutorial's optimizer="adam": constant learning rate, no clipping
+    (config.learning_rate 1e-3 and clipnorm 0 in the reference recipe)."""
+    return keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm or None)
 
 
-def train_and_score(name, config, corpus, workdir, model_builder=train_lib.build_model,
-                    optimizer_builder=fitting.default_optimizer):
+def ours_per_direction_builder(config, source_vocab_size, target_vocab_size):
+    """Ours with `config.units` per encoder direction (our config's rnn
+    encoder has units / 2 per direction), so the encoder matches the
+    reference's: the memory is [B, S, 2 units], the decoder `config.units`."""
+    encoder = RecurrentTextEncoder(
+        source_vocab_size, config.embedding_dim, config.units, rnn_type=config.rnn_type,
+        num_layers=config.encoder_layers, dropout=config.dropout, name="encoder")
+    return AttentionSeq2Seq(
+        encoder, target_vocab_size, config.embedding_dim, build_decoder_cell(config),
+        fast_path="auto", dropout=config.dropout,
+        attention_regularization=config.attention_regularization, name="translator")
+
+
+ARCHITECTURES = {
+    "ours": (OUR_SIZES, train_lib.build_model),
+    "reference": (REFERENCE_SIZES, reference_builder),
+}
+OPTIMIZERS = {"ours": fitting.default_optimizer, "reference": reference_optimizer}
+QUALITY_ROWS = {  # key: (architecture, recipe)
+    "a": ("ours", "ours"),
+    "b": ("reference", "reference"),
+    "c": ("reference", "ours"),
+    "d": ("ours", "reference"),
+}
+
+
+# ------------------------------------------------------------------ quality
+def row_config(architecture, recipe, args, seed):
+    sizes, _ = ARCHITECTURES[architecture]
+    return dataclasses.replace(
+        preset("main"), **sizes, **RECIPES[recipe], seed=seed, batch_size=64, dropout=0.0,
+        max_train_seconds=args.seconds, max_eval_pairs=args.max_eval_pairs, plot_examples=0,
+        no_repeat_ngram_size=args.no_repeat_ngram_size, recase=not args.no_recase)
+
+
+def train_and_score(config, architecture, recipe, corpus, workdir, recaser):
+    _, builder = ARCHITECTURES[architecture]
     start = time.monotonic()
     fit_result, source_vocabulary, target_vocabulary = train_lib.train(
-        config, workdir, corpus, log=print, model_builder=model_builder,
-        optimizer_builder=optimizer_builder)
+        config, workdir, corpus, log=print, model_builder=builder,
+        optimizer_builder=OPTIMIZERS[recipe])
     model = fit_result.model
-    seconds = time.monotonic() - start
+    wall = time.monotonic() - start
     translator = Translator(model, source_vocabulary, target_vocabulary, config.max_target_tokens,
-                            config.beam_width, config.length_penalty, config.num_hypotheses)
+                            config.beam_width, config.length_penalty, config.num_hypotheses,
+                            config.no_repeat_ngram_size, recaser)
+    start = time.monotonic()
     report = train_lib.evaluate(config, translator, corpus, workdir, log=print)
-    steps = int(model.optimizer.iterations.numpy())
-    return {"model": name, "train s": round(seconds), "steps": steps,
-            "BLEU greedy": report["greedy"]["bleu"],
-            f"BLEU beam{config.beam_width}": report[f"beam{config.beam_width}"]["bleu"],
-            "chrF greedy": report["greedy"]["chrf"],
-            "signature": report["greedy"]["bleu_signature"]}
+    beam = f"beam{config.beam_width}"
+    return {"params": count_parameters(model), "steps": fit_result.steps,
+            "train_s": fit_result.train_seconds, "wall_s": wall,
+            "eval_s": time.monotonic() - start, "stopped_by": fit_result.stopped_by,
+            "vocab": f"{source_vocabulary.size}/{target_vocabulary.size}",
+            "greedy": report["greedy"]["bleu"], "greedy_cased": report["greedy"]["bleu_cased"],
+            "beam": report[beam]["bleu"], "beam_cased": report[beam]["bleu_cased"],
+            "test_pairs": report["test_pairs"], "signature": report["greedy"]["bleu_signature"]}
+
+
+def spread(values, digits=2):
+    """`mean ± std [min..max]` (sample std; 0 for one value)."""
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return (f"{mean:.{digits}f} ± {std:.{digits}f} "
+            f"[{min(values):.{digits}f}..{max(values):.{digits}f}]")
 
 
 def quality(args):
+    smoke = args.seconds < MIN_RESULT_SECONDS
     corpus = train_lib.load_corpus(TranslationConfig())
-    rows = []
+    recaser = Recaser.from_texts([t for _, t in corpus.train]) if not args.no_recase else None
     root = args.workdir or tempfile.mkdtemp(prefix="bench_translation_")
-    main = preset("main", max_train_seconds=args.seconds)
-    rows.append(train_and_score("ours, preset main", main, corpus, os.path.join(root, "main")))
-    reference = dataclasses.replace(
-        main, **REFERENCE_SIZES, label_smoothing=0.0, dropout=0.0, early_stopping_patience=0)
-    rows.append(train_and_score("reference (nmt_with_attention)", reference, corpus,
-                                os.path.join(root, "reference"), reference_builder,
-                                reference_optimizer))
-    if args.large_seconds:
-        large = preset("large", max_train_seconds=args.large_seconds)
-        rows.append(train_and_score("ours, preset large", large, corpus,
-                                    os.path.join(root, "large")))
-    print(f"\n{machine()}\n")
-    print(f"test pairs: {len(corpus.test)}; {rows[0]['signature']}\n")
-    print(dict_table([{k: v for k, v in row.items() if k != "signature"} for row in rows]))
+    seeds = [args.first_seed + i for i in range(args.seeds)]
+    rows = [key for key in "abcd" if key in args.rows]
+    results = {key: [] for key in rows}
+    for seed in seeds:  # interleaved, so load on the machine falls on every row alike
+        for key in rows:
+            architecture, recipe = QUALITY_ROWS[key]
+            workdir = os.path.join(root, f"{key}-{architecture}-arch-{recipe}-recipe",
+                                   f"seed{seed}")
+            if os.path.exists(workdir) and os.listdir(workdir):
+                raise SystemExit(f"{workdir} is not empty (a resumed run would reuse its "
+                                 f"checkpoints); choose another --workdir")
+            print(f"\n=== ({key}) {architecture} architecture, {recipe} recipe, seed {seed} ===")
+            config = row_config(architecture, recipe, args, seed)
+            result = train_and_score(config, architecture, recipe, corpus, workdir, recaser)
+            result["seed"] = seed
+            results[key].append(result)
+            keras.backend.clear_session()
+            gc.collect()
+
+    first = results[rows[0]][0]
+    decoding_fields = ("beam_width", "length_penalty", "num_hypotheses", "max_target_tokens",
+                       "no_repeat_ngram_size", "eval_batch_size")
+    settings = {tuple(getattr(row_config(*QUALITY_ROWS[key], args, seed), name)
+                      for name in decoding_fields) for key in rows for seed in seeds}
+    assert len(settings) == 1, f"rows decode differently: {settings}"
+    shared = row_config(*QUALITY_ROWS[rows[0]], args, seeds[0])
+    beam = f"beam{shared.beam_width}"
+    decoding = (f"greedy and beam {shared.beam_width} (length penalty {shared.length_penalty}),"
+                f" max {shared.max_target_tokens} words, "
+                f"no_repeat_ngram_size={shared.no_repeat_ngram_size}, "
+                f"recaser={'on (from the training targets)' if recaser else 'off'}, unknown "
+                f"words copied from the most attended source word")
+    print_header(smoke)
+    print(f"corpus: {corpus.summary()}; test pairs scored: {first['test_pairs']}; "
+          f"training time per run: {args.seconds:g} s; seeds: {seeds}")
+    print(f"decoding (every row, our Translator): {decoding}")
+    print(f"BLEU: sacrebleu corpus BLEU, lowercased ({first['signature']}) and cased\n")
+    print("rows:")
+    for key in rows:
+        architecture, recipe = QUALITY_ROWS[key]
+        print(f"  ({key}) {architecture} architecture ({describe_sizes(architecture)}), "
+              f"{recipe} recipe ({describe_recipe(recipe)})")
+    print()
+
+    print("per run:")
+    print_table([{"row": key, "seed": r["seed"], "params": f"{r['params']:,}",
+                  "vocab src/tgt": r["vocab"], "steps": r["steps"], "train s": r["train_s"],
+                  "stopped by": r["stopped_by"], "greedy": r["greedy"],
+                  "greedy cased": r["greedy_cased"], beam: r["beam"],
+                  f"{beam} cased": r["beam_cased"], "eval s": round(r["eval_s"])}
+                 for key in rows for r in results[key]], smoke)
+
+    print(f"setup, over {len(seeds)} seed(s):")
+    print_table([{"row": key, "architecture": QUALITY_ROWS[key][0],
+                  "recipe": QUALITY_ROWS[key][1],
+                  "vocab src/tgt": results[key][0]["vocab"],
+                  "params": f"{results[key][0]['params']:,}",
+                  "steps": spread([r["steps"] for r in results[key]], 0),
+                  "train s": spread([r["train_s"] for r in results[key]], 0),
+                  "stopped by": ", ".join(sorted({r["stopped_by"] for r in results[key]}))}
+                 for key in rows], smoke)
+
+    print(f"test BLEU, mean ± std [min..max] over {len(seeds)} seed(s):")
+    print_table([{"row": key,
+                  "greedy (lc)": spread([r["greedy"] for r in results[key]]),
+                  "greedy (cased)": spread([r["greedy_cased"] for r in results[key]]),
+                  f"{beam} (lc)": spread([r["beam"] for r in results[key]]),
+                  f"{beam} (cased)": spread([r["beam_cased"] for r in results[key]])}
+                 for key in rows], smoke)
+
+    def mean(key, metric):
+        return statistics.fmean(r[metric] for r in results[key])
+
+    differences = [("recipe, on our architecture", "a", "d"),
+                   ("recipe, on the reference architecture", "c", "b"),
+                   ("architecture, with our recipe", "a", "c"),
+                   ("architecture, with the reference recipe", "d", "b"),
+                   ("both (ours as trained vs the tutorial as trained)", "a", "b")]
+    lines = [{"what changes": name, "rows": f"{x} - {y}",
+              "greedy (lc)": f"{mean(x, 'greedy') - mean(y, 'greedy'):+.2f}",
+              f"{beam} (lc)": f"{mean(x, 'beam') - mean(y, 'beam'):+.2f}"}
+             for name, x, y in differences if x in results and y in results]
+    if lines:
+        print("differences of the mean BLEU (first row minus second):")
+        print_table(lines, smoke)
+    print("notes: 'ours' is the main preset's architecture and sizes, 'reference' the "
+          "tutorial's, so the architecture rows compare each model at its own sizes "
+          "(parameter counts above). The reference recipe has no early stopping: fit() "
+          "cannot stop early without restoring the best weights, and the tutorial keeps "
+          "the last ones. The time budget is fit()'s: it runs from the start of training, "
+          "so graph tracing (about 20 s a model on 2 CPU cores) and the dev validations "
+          "every 100 steps are inside it, for every row alike; a run stops at the first "
+          "batch end past it and then validates once more ('train s' shows the overshoot).")
+    if smoke:
+        print(SMOKE_LINE)
+    print(f"workdirs: {root}")
 
 
+def describe_sizes(architecture):
+    sizes, _ = ARCHITECTURES[architecture]
+    vocab = f"vocab {sizes['source_vocab_size']}/{sizes['target_vocab_size']}"
+    if architecture == "reference":
+        return (f"encoder bi-GRU {sizes['units']} per direction (summed), decoder GRU "
+                f"{sizes['units']}, 1-head attention {sizes['units']}, embeddings "
+                f"{sizes['units']}, {vocab}")
+    return (f"main preset: encoder bi-GRU {sizes['units'] // 2} per direction (concatenated), "
+            f"decoder GRU {sizes['units']}, additive attention {sizes['attention_units']}, "
+            f"embeddings {sizes['embedding_dim']}, {vocab}")
+
+
+def describe_recipe(recipe):
+    r = RECIPES[recipe]
+    if recipe == "ours":
+        return (f"Adam {r['learning_rate']:g}, {r['warmup_steps']} warm-up steps, cosine "
+                f"decay over {r['epochs']} x {r['steps_per_epoch']} steps, label smoothing "
+                f"{r['label_smoothing']:g}, clipnorm {r['clipnorm']:g}, early stopping "
+                f"(patience {r['early_stopping_patience']}) restoring the best dev weights")
+    return (f"constant Adam {r['learning_rate']:g}, no label smoothing, no clipping, at most "
+            f"{r['epochs']} x {r['steps_per_epoch']} steps, last weights kept")
+
+
+# ------------------------------------------------------------------ speed
 def speed(args):
-    config = dataclasses.replace(preset("main"), **REFERENCE_SIZES)
+    smoke = args.steps < 10 or args.repeats < 3
+    config = dataclasses.replace(preset("main"), **SPEED_SIZES,
+                                 source_vocab_size=args.vocab, target_vocab_size=args.vocab)
     corpus = train_lib.load_corpus(config)
     workdir = tempfile.mkdtemp(prefix="bench_speed_")
     source_vocabulary, target_vocabulary = train_lib.vocabularies(config, corpus, workdir)
@@ -112,41 +363,58 @@ def speed(args):
     dataset = make_dataset(encoded, config.batch_size, shuffle=True, seed=0, repeat=True)
     batches = list(dataset.take(args.steps))
     tokens = sum(int(np.sum(y.numpy() != 0)) for _, y in batches)
+    sizes = (source_vocabulary.size, target_vocabulary.size)
     models = {
-        "ours fast path (additive)": train_lib.build_model(config, source_vocabulary.size,
-                                                           target_vocabulary.size),
-        "ours fast path (general)": train_lib.build_model(
-            dataclasses.replace(config, attention="general"), source_vocabulary.size,
-            target_vocabulary.size),
-        "ours cell path (bahdanau)": train_lib.build_model(
-            dataclasses.replace(config, decoder="bahdanau"), source_vocabulary.size,
-            target_vocabulary.size),
-        "reference": ReferenceNMT(source_vocabulary.size, target_vocabulary.size, config.units),
+        "ours fast path (additive)": ours_per_direction_builder(config, *sizes),
+        "ours cell path (bahdanau)": ours_per_direction_builder(
+            dataclasses.replace(config, decoder="bahdanau"), *sizes),
+        "reference": ReferenceNMT(*sizes, units=config.units),
     }
-    from training.core.fitting import MaskedSequenceLoss
+    parameters = {}
+    for name, model in models.items():
+        model.compile(keras.optimizers.Adam(), fitting.MaskedSequenceLoss())
+        model(batches[0][0])  # builds every weight
+        parameters[name] = count_parameters(model)
 
-    for model in models.values():
-        model.compile(keras.optimizers.Adam(), MaskedSequenceLoss())
-        model.fit(batches[0][0], batches[0][1], epochs=1, verbose=0)  # trace
-    times = {name: [] for name in models}
-    for _ in range(args.repeats):
-        for name, model in models.items():
-            start = time.perf_counter()
+    def run_all(model):
+        def run():
             for x, y in batches:
                 model.train_on_batch(x, y)
-            times[name].append(time.perf_counter() - start)
-    reference = tokens / np.median(times["reference"])
-    rows = []
-    for name in models:
-        per_second = tokens / np.median(times[name])
-        rows.append({"model": name, "target tokens/s": round(per_second),
-                     "vs reference": f"{per_second / reference:.2f}x"})
-    print(f"\n{machine()}\n")
-    print(f"units 256, embeddings 256, vocab 8000, batch 64, {args.steps} batches "
-          f"({tokens} target tokens) x {args.repeats} interleaved repeats, median\n")
-    print(dict_table(rows))
+        return run
+
+    times = time_interleaved({name: run_all(model) for name, model in models.items()},
+                             repeats=args.repeats, warmup=args.warmup, sync=tf_sync)
+    rates = {name: tokens / statistics.median(samples) for name, samples in times.items()}
+    fast, cell, reference = (rates["ours fast path (additive)"],
+                             rates["ours cell path (bahdanau)"], rates["reference"])
+    rows = [{"model": name, "params": f"{parameters[name]:,}",
+             "target tokens/s": round(rates[name]),
+             "ms / batch": round(1000 * statistics.median(times[name]) / args.steps, 1),
+             "vs reference": f"{rates[name] / reference:.2f}x",
+             "vs cell path": f"{rates[name] / cell:.2f}x"} for name in models]
+    print_header(smoke)
+    print(f"sizes (every model): encoder bi-GRU {config.units} per direction (ours "
+          f"concatenates the directions, the reference sums them), decoder GRU {config.units}, "
+          f"attention {config.attention_units} (ours additive, the reference 1-head "
+          f"key_dim {config.units}), embeddings {config.embedding_dim}, vocab "
+          f"{sizes[0]}/{sizes[1]}, batch {config.batch_size}; Adam, masked cross-entropy")
+    print(f"{args.steps} batches ({tokens} target tokens) per call; 1 + {args.warmup} warm-up "
+          f"calls, then {args.repeats} timed calls each, interleaved; median\n")
+    print_table(rows, smoke)
+    print(f"{speed_sentence('fast path', fast, 'reference', reference)} "
+          f"{speed_sentence('fast path', fast, 'cell path', cell)}")
+    if smoke:
+        print(SMOKE_LINE)
 
 
+def speed_sentence(name, rate, other, other_rate):
+    ratio = rate / other_rate
+    verb = "trains faster than" if ratio >= 1 else "trains slower than"
+    return (f"Our {name} {verb} the {other}: {ratio:.2f}x its target tokens per second "
+            f"({100 * (ratio - 1):+.0f}%).")
+
+
+# ------------------------------------------------------------------ latency
 def latency(args):
     path = os.path.join(args.workdir, "export", "translator", "1")
     translator = tf.saved_model.load(path)
@@ -166,21 +434,38 @@ def latency(args):
             rows.append({"signature": name, "batch": batch,
                          "median ms": round(1000 * float(np.median(samples)), 1),
                          "ms per sentence": round(1000 * float(np.median(samples)) / batch, 1)})
-    print(f"\n{machine()}\n\nSavedModel {path}\n")
-    print(dict_table(rows))
+    print_header(args.repeats < 3)
+    print(f"SavedModel {path}\n")
+    print_table(rows, args.repeats < 3)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=("quality", "speed", "latency"))
-    parser.add_argument("--seconds", type=float, default=390.0, help="training time, quality")
-    parser.add_argument("--large-seconds", type=float, default=0.0,
-                        help="also train the large preset this long (quality)")
-    parser.add_argument("--steps", type=int, default=20, help="batches per repeat (speed)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=390.0,
+                        help="quality: training time of every run (< 60: a smoke run)")
+    parser.add_argument("--seeds", type=int, default=3, help="quality: runs per row")
+    parser.add_argument("--first-seed", type=int, default=TranslationConfig().seed,
+                        help="quality: seeds are first-seed, first-seed + 1, ...")
+    parser.add_argument("--rows", default="abcd", help="quality: which rows (default abcd)")
+    parser.add_argument("--max-eval-pairs", type=int, default=0,
+                        help="quality: score the first N test pairs (0: all)")
+    parser.add_argument("--no-repeat-ngram-size", type=int,
+                        default=TranslationConfig().no_repeat_ngram_size,
+                        help="quality: decoding's repetition guard, every row (0: off)")
+    parser.add_argument("--no-recase", action="store_true",
+                        help="quality: decode without the recaser (every row)")
+    parser.add_argument("--steps", type=int, default=20, help="speed: batches per call")
+    parser.add_argument("--warmup", type=int, default=1, help="speed: untimed calls after "
+                        "the first (tracing) one")
+    parser.add_argument("--vocab", type=int, default=REFERENCE_SIZES["source_vocab_size"],
+                        help="speed: source and target vocabulary size")
+    parser.add_argument("--repeats", type=int, default=3, help="speed, latency: timed calls")
     parser.add_argument("--workdir", help="quality: where to train; latency: a trained workdir")
     args = parser.parse_args()
+    if not args.seeds >= 1 or not set(args.rows) <= set(QUALITY_ROWS) or not args.rows:
+        parser.error("--seeds must be >= 1 and --rows a subset of abcd")
     keras.utils.set_random_seed(0)
     {"quality": quality, "speed": speed, "latency": latency}[args.mode](args)
 
