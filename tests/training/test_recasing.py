@@ -47,3 +47,13 @@ def test_recasing_words():
 def test_an_empty_table_still_capitalizes():
     recaser = Recaser({})
     assert decode(recaser(tf.constant([["ábaco", "x"]]))) == [["Ábaco", "x"]]
+
+
+def test_the_two_steps_the_exporter_runs_around_copied_words():
+    """Written forms before unknown words are copied from the source (which
+    keep their case there), capitals at sentence starts after."""
+    recaser = Recaser({"seal": "Seal", "dios": "Dios"})
+    words = tf.constant([["y", "dios", "seal"]])
+    assert decode(recaser.written_forms(words)) == [["y", "Dios", "Seal"]]
+    copied = tf.constant([["y", "Dios", "seal"]])  # "seal" copied from the source
+    assert decode(recaser.capitalize_sentence_starts(copied)) == [["Y", "Dios", "seal"]]

@@ -228,9 +228,11 @@ class SequenceExporter(tf.Module):
         valid = tf.sequence_mask(lengths, longest)  # --> [R, T]
         ids = tf.where(valid, ids, PAD_ID)
         words = self.target_vocabulary.words_of(ids)
+        if self.recaser is not None:  # before copies from the source, which keep its case
+            words = self.recaser.written_forms(words)
         words = tf.where(valid, self.replace_words(words, ids, attention, rows), "")
         if self.recaser is not None:
-            words = self.recaser(words)
+            words = self.recaser.capitalize_sentence_starts(words)
         text = detokenize_words(tf.RaggedTensor.from_tensor(words, lengths=lengths))
         attention = attention * tf.cast(valid, attention.dtype)[..., None]
         return {"text": text, "tokens": words, "token_ids": ids, "length": lengths,

@@ -71,9 +71,15 @@ class Recaser(tf.Module):
 
     def __call__(self, words):
         """`[R, T]` words -> `[R, T]` recased (padding stays `""`)."""
+        return self.capitalize_sentence_starts(self.written_forms(words))
+
+    def written_forms(self, words):
+        """Each word in its most frequent written form (`[R, T]`)."""
         looked_up = self.table.lookup(words)
-        words = tf.where(looked_up == "", words, looked_up)
-        # A sentence starts at the first word and after ". ! ?".
+        return tf.where(looked_up == "", words, looked_up)
+
+    def capitalize_sentence_starts(self, words):
+        """A capital at the first word and after ". ! ?" (`[R, T]`)."""
         previous = tf.pad(words[:, :-1], [[0, 0], [1, 0]], constant_values=".")
         starts = tf.reduce_any(tf.stack([previous == mark for mark in _SENTENCE_END]), axis=0)
         padded = tf.where(words == "", " ", words)  # substr needs one character
