@@ -26,7 +26,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TFSERVING = os.path.join(REPO, "deploy", "tfserving")
 KSERVE = os.path.join(REPO, "deploy", "kserve")
 MODELS_CONFIG = os.path.join(TFSERVING, "models.config")
-SIGNATURES = {"serving_default", "beam_search"}
+SIGNATURES = {"serving_default", "beam_search"}  # every export's
+REQUEST_SIGNATURES = SIGNATURES | {"gif_greedy", "gif_beam"}  # and the video export's GIF input
 # The image's entrypoint: --model_base_path=${MODEL_BASE_PATH}/${MODEL_NAME},
 # MODEL_BASE_PATH=/models (tensorflow_serving/tools/docker/Dockerfile).
 IMAGE_MODEL_BASE_PATH = "/models"
@@ -350,12 +351,13 @@ def test_readme_requests_name_real_signatures_and_inputs():
     from training.captioning.export import Captioner
     from training.translation.export import Translator
 
-    input_names = {"translator": Translator.input_name, "captioner": Captioner.input_name}
+    input_names = {"translator": Translator.input_name, "captioner": Captioner.input_name,
+                   "video_captioner": "video_bytes"}
     requests = _all_requests()
     assert set(FIXTURE_EXPORTS) <= set(requests)
     for name, found in requests.items():
         for signature, inputs in found:
-            assert signature in SIGNATURES
+            assert signature in REQUEST_SIGNATURES
             if name in input_names:
                 assert set(inputs) == {input_names[name]}, (name, inputs)
 
