@@ -10,6 +10,7 @@
 highest, or `--version N`). Options of translate, caption and video:
 
     --beam          the `beam_search` signature instead of `serving_default`
+                    (video: `gif_beam` instead of `gif_greedy`)
     --nbest N       the N best hypotheses per input (implies --beam)
     --json          one JSON object per input and line: input, text, tokens,
                     score, length (and hypotheses with --nbest)
@@ -42,8 +43,6 @@ import re
 import sys
 from typing import Callable, NamedTuple, Optional
 
-GREEDY_SIGNATURE = "serving_default"
-BEAM_SIGNATURE = "beam_search"
 DEFAULT_BATCH_SIZE = 32
 STDIN = "-"
 SERVER_MODULE = "keras_attention.serving.server"
@@ -67,6 +66,8 @@ class Command(NamedTuple):
     reads_lines: bool
     cannot_read: str
     help: str
+    greedy_signature: str = "serving_default"
+    beam_signature: str = "beam_search"
 
 
 COMMANDS = {
@@ -76,10 +77,11 @@ COMMANDS = {
     "caption": Command("caption", "image_captioning",
                        lambda task: task == "image_captioning", False,
                        "not an image the model can read", "caption images"),
-    # The video export is not built yet: any video task is taken, and its
-    # one string input (an animated GIF) is fed whatever its name.
-    "video": Command("video", "video_captioning", lambda task: "video" in (task or ""), False,
-                     "not a clip the model can read", "caption video clips (animated GIFs)"),
+    # The video export's default signatures take frames and lengths; its GIF
+    # signatures take the files as they are.
+    "video": Command("video", "video_captioning", lambda task: task == "video_captioning",
+                     False, "not a clip the model can read",
+                     "caption video clips (animated GIFs)", "gif_greedy", "gif_beam"),
 }
 
 
@@ -114,7 +116,7 @@ def build_parser():
             what = "IMAGE" if command.name == "caption" else "CLIP"
             sub.add_argument("inputs", nargs="+", metavar=what, help=f"{what.lower()} files")
         sub.add_argument("--beam", action="store_true",
-                         help=f"decode with the {BEAM_SIGNATURE} signature")
+                         help=f"decode with the {command.beam_signature} signature")
         sub.add_argument("--nbest", type=_positive_int, default=None, metavar="N",
                          help="print the N best hypotheses per input (implies --beam)")
         sub.add_argument("--json", action="store_true",
@@ -284,7 +286,7 @@ def open_model(command, args):
         raise CliError(f"{where}: is a {task!r} model (the task in its metadata), "
                        f"not {command.task!r}{hint}")
     beam = args.beam or args.nbest is not None
-    signature_name = BEAM_SIGNATURE if beam else GREEDY_SIGNATURE
+    signature_name = command.beam_signature if beam else command.greedy_signature
     if signature_name not in model.signatures:
         raise CliError(f"{where}: has no {signature_name} signature (it has "
                        f"{', '.join(sorted(model.signatures))})")
@@ -544,7 +546,7 @@ def run_command(command, args):
             raise CliError(f"{args.plot}: cannot write plots there: {_reason(error)}") from None
     several_files = not command.reads_lines and total > 1
     progress = _Progress(total) if wants_progress(total, batch_size) else None
-    beam = signature_name == BEAM_SIGNATURE
+    beam = signature_name == command.beam_signature
     index = 0
     iterator = iter(items)
     try:

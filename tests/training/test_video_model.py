@@ -51,7 +51,7 @@ def decode(model, frames, lengths, method="greedy", **options):
             keras.ops.convert_to_numpy(result.attention))
 
 
-@pytest.mark.parametrize("temporal_encoder", ["none", "bigru"])
+@pytest.mark.parametrize("temporal_encoder", ["none", "local", "bigru"])
 def test_padding_frames_get_exactly_zero_attention(temporal_encoder, rng):
     model = make_model(rng, temporal_encoder=temporal_encoder)
     frames = rng.integers(0, 256, (3, 7, 16, 16, 3)).astype("uint8")
@@ -72,9 +72,10 @@ def test_padding_frames_get_exactly_zero_attention(temporal_encoder, rng):
 
 
 @pytest.mark.parametrize("changes", [dict(temporal_encoder="none"),
+                                     dict(temporal_encoder="local"),
                                      dict(temporal_encoder="bigru"),
-                                     dict(temporal_encoder="bigru", model="mean_pool")],
-                         ids=["frames", "bigru", "mean_pool"])
+                                     dict(temporal_encoder="local", model="mean_pool")],
+                         ids=["frames", "local", "bigru", "mean_pool"])
 def test_garbage_padding_gives_the_unpadded_answer(changes, rng):
     """A clip padded with garbage frames past its length is captioned, with the
     same attention, as the clip alone; so is a clip beside a longer one."""
@@ -127,6 +128,28 @@ def test_mean_pool_memory_is_the_numpy_masked_mean(rng):
     # One position: the decoder's attention is trivially 1 at every step.
     _, weights = call_with_attention(model, frames, lengths, np.array([[2, 4], [2, 5]]))
     np.testing.assert_allclose(weights, 1.0)
+
+
+def test_local_annotations_are_the_numpy_frame_change_and_time(rng):
+    """relu(W [x_t; x_t - x_{t-1}; t / (L - 1)] + b) per frame, from the
+    layer's own weights; zero past each clip's length."""
+    from training.video.model import VideoEncoder
+
+    features = rng.normal(size=(3, 6, 5)).astype("float32")
+    features[1, 4:] = np.nan  # padding may hold anything
+    lengths = np.array([6, 4, 1])
+    encoder = VideoEncoder(feature_dim=5, temporal_encoder="local", temporal_units=3)
+    memory, _ = encoder({"features": features, "lengths": lengths})
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in encoder.temporal.weights)
+    assert kernel.shape == (11, 6)
+    for b, length in enumerate(lengths):
+        clip = features[b, :length].astype("float64")
+        change = clip - np.concatenate([clip[:1], clip[:-1]])
+        time = (np.arange(length) / max(length - 1, 1))[:, None]
+        want = np.maximum(np.concatenate([clip, change, time], -1) @ kernel + bias, 0.0)
+        got = keras.ops.convert_to_numpy(memory)[b]
+        np.testing.assert_allclose(got[:length], want, rtol=1e-5, atol=1e-5)
+        assert np.all(got[length:] == 0.0)
 
 
 def test_attention_and_mean_pool_models_have_the_same_size(rng):
@@ -339,4 +362,4 @@ def test_the_command_line_refuses_a_bad_config_before_tensorflow(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(TASK, ["--set", "temporal_encoder=lstm"])
     assert exit_info.value.code == 2
-    assert "temporal_encoder: must be one of none, bigru" in capsys.readouterr().err
+    assert "temporal_encoder: must be one of none, local, bigru" in capsys.readouterr().err

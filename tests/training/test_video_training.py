@@ -1,4 +1,4 @@
-"""Video captioning end to end on generated one-event clips (about two
+"""Video captioning end to end on generated one-event clips (about three
 minutes on 2 CPU cores): learning beyond chance, the report and plots,
 temporal localization, the export in a process that cannot import this
 project (frames, animated GIFs, features), bad input, and resuming a run
@@ -15,8 +15,10 @@ pytestmark = pytest.mark.slow
 
 # One-event clips have 5 colours x 3 shapes x (appears, disappears, 4 moves,
 # 4 colours to turn) = 150 captions: chance exact match is 1/150 = 0.7%.
-# Trial runs of this config (about 250 steps) got 40 to 60%.
-EXACT_MATCH_THRESHOLD = 12.0  # one run gave 22%; the model is still being tuned
+# This config (300 steps, the local temporal encoder) got 66.0% greedy exact
+# match, BLEU-4 81.6, in a trial run (the BiGRU encoder: 45.5%, BLEU-4 64.5);
+# the thresholds leave room for other machines' arithmetic.
+EXACT_MATCH_THRESHOLD = 40.0
 
 
 def tiny_config(**changes):
@@ -26,8 +28,8 @@ def tiny_config(**changes):
     config = config_lib.load(VideoConfig, PRESETS, "tiny")
     values = dict(max_events=1, train_clips=2000, dev_clips=64, test_clips=200,
                   min_clip_frames=8, max_clip_frames=8, units=64, embedding_dim=32,
-                  attention_units=32, temporal_units=32, batch_size=32, steps_per_epoch=40,
-                  epochs=4, learning_rate=0.005, export_name="vid", export_version=2,
+                  attention_units=32, temporal_units=32, batch_size=32, steps_per_epoch=100,
+                  epochs=3, learning_rate=0.005, export_name="vid", export_version=2,
                   plot_examples=2)
     values.update(changes)
     return dataclasses.replace(config, **values)
@@ -59,11 +61,15 @@ def test_learns_one_event_clips_beyond_chance(trained):
     report = trained["report"]
     print({k: report[k] for k in ("greedy", "localization", "training")})
     assert report["greedy"]["exact_match"] >= EXACT_MATCH_THRESHOLD
-    assert report["greedy"]["bleu4"] > 40.0
+    assert report["greedy"]["bleu4"] > 60.0
     beam = report[f"beam{trained['config'].beam_width}"]
     assert beam["exact_match"] >= EXACT_MATCH_THRESHOLD
     loc = report["localization"]
     assert loc["words"] > 0 and 0.0 <= loc["hit_rate"] <= 1.0 and 0.0 < loc["chance"] < 1.0
+    # The words that tell what happens look at the frames where it happens
+    # (trial run: 0.85 against chance 0.55).
+    assert loc["action_words"] > 0
+    assert loc["action_hit_rate"] > loc["action_chance"] + 0.15
 
 
 def test_report_files_and_plots(trained):
@@ -150,10 +156,14 @@ def test_frames_of_another_size_are_resized(trained, rng):
 
     captioner = trained["captioner"]
     _, frames, lengths = clips_and_lengths(trained["corpus"], 2, rng)
-    bigger = tf.image.resize(frames.reshape(-1, 32, 32, 3), (64, 64), method="nearest")
-    bigger = tf.reshape(bigger, (*frames.shape[:2], 64, 64, 3))
+    size = trained["config"].frame_size
+    bigger = tf.image.resize(frames.reshape(-1, size, size, 3), (3 * size, 3 * size),
+                             method="nearest")
+    bigger = tf.cast(tf.reshape(bigger, (*frames.shape[:2], 3 * size, 3 * size, 3)), tf.uint8)
     out = captioner.greedy(bigger, tf.constant(lengths))
-    assert out["attention"].shape[0] == 2 and all(t for t in out["text"].numpy())
+    assert out["attention"].shape[-1] == lengths.max()
+    assert out["frame_count"].numpy().tolist() == lengths.tolist()
+    assert all(text for text in out["text"].numpy())
 
 
 def test_bad_input_fails_with_a_clear_error(trained):
@@ -163,7 +173,8 @@ def test_bad_input_fails_with_a_clear_error(trained):
 
     captioner = trained["captioner"]
     functions = captioner.signature_functions
-    frames = np.zeros((2, 4, 32, 32, 3), np.uint8)
+    size = trained["config"].frame_size
+    frames = np.zeros((2, 4, size, size, 3), np.uint8)
     for call, message in (
             (lambda: captioner.greedy(frames, np.array([5, 2], np.int32)),
              "may not exceed the frames given"),
@@ -173,7 +184,7 @@ def test_bad_input_fails_with_a_clear_error(trained):
              "at least one frame"),
             (lambda: captioner.greedy(frames, np.array([4], np.int32)),
              "one length per clip"),
-            (lambda: captioner.beam(np.zeros((1, 33, 32, 32, 3), np.uint8),
+            (lambda: captioner.beam(np.zeros((1, 33, size, size, 3), np.uint8),
                                     np.array([33], np.int32)),
              "at most 32 frames"),
             (lambda: functions["gif_greedy"](tf.constant([b"\x89PNG\r\n\x1a\n" + b"0" * 30])),
@@ -187,12 +198,57 @@ def test_bad_input_fails_with_a_clear_error(trained):
              "NaN or infinity")):
         with pytest.raises(tf.errors.InvalidArgumentError, match=message):
             call()
+    # The signatures' input specs refuse other dtypes and ranks, naming the spec.
+    for frames_value, lengths_value in ((frames.astype(np.float32), np.array([4, 2], np.int32)),
+                                        (frames[0], np.array([4], np.int32)),
+                                        (frames, np.array([[4], [2]], np.int32))):
+        with pytest.raises((TypeError, ValueError), match=r"TensorSpec|dtype|shape"):
+            functions["serving_default"](frames=tf.constant(frames_value),
+                                         lengths=tf.constant(lengths_value))
     # NaN in padding past a clip's length is padding: it changes nothing.
     features = np.zeros((1, 3, captioner.feature_dim), np.float32)
     clean = functions["features_greedy"](features, np.array([2], np.int32))
     features[0, 2] = np.nan
     padded = functions["features_greedy"](features, np.array([2], np.int32))
     assert padded["text"].numpy().tolist() == clean["text"].numpy().tolist()
+
+
+def test_cli_captions_gif_files_as_the_gif_signatures_do(trained, rng, tmp_path, capsys):
+    """`keras-attention video` on GIF files: the gif signatures' answers,
+    n-best from gif_beam, and one attention strip per clip."""
+    import tensorflow as tf
+
+    from keras_attention import cli
+    from training.video.data import encode_gif
+
+    clips, _, _ = clips_and_lengths(trained["corpus"], 3, rng)
+    paths = []
+    for number, clip in enumerate(clips):
+        paths.append(str(tmp_path / f"clip{number}.gif"))
+        with open(paths[-1], "wb") as handle:
+            handle.write(encode_gif(clip))
+    functions = trained["captioner"].signature_functions
+    gifs = tf.constant([encode_gif(clip) for clip in clips])
+    want = [t.decode() for t in functions["gif_greedy"](gifs)["text"].numpy()]
+    want_beam = [[t.decode() for t in row] for row in functions["gif_beam"](gifs)["text"].numpy()]
+    export = trained["report"]["export"]
+
+    assert cli.main(["video", "--model", export, "--json", "--plot", str(tmp_path / "plots"),
+                     *paths]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["text"] for r in records] == want
+    assert [r["input"] for r in records] == paths
+    for record in records:
+        with open(record["plot"], "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+    assert cli.main(["video", "--model", export, "--nbest", "2", "--json", *paths]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [[h["text"] for h in r["hypotheses"]] for r in records] == [b[:2] for b in want_beam]
+
+    (tmp_path / "still.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 30)
+    assert cli.main(["video", "--model", export, str(tmp_path / "still.png")]) == 2
+    assert "still.png: not a clip the model can read" in capsys.readouterr().err
 
 
 class Crash(Exception):
@@ -209,10 +265,13 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path):
             if int(self.model.optimizer.iterations) == 7:
                 raise Crash("crash at step 7")
 
+    # Small and quick to trace (no recurrent loop but the decoder's): what is
+    # tested is the task's resumable data stream, not the model.
     config = tiny_config(train_clips=96, dev_clips=16, test_clips=4, min_clip_frames=8,
-                         max_clip_frames=8, units=16, embedding_dim=8, attention_units=8,
-                         temporal_units=8, cnn_filters=4, batch_size=8, steps_per_epoch=8,
-                         epochs=2, checkpoint_steps=5, dropout=0.0)
+                         max_clip_frames=10, units=16, embedding_dim=8, attention_units=8,
+                         cnn_filters=4, temporal_encoder="none", decoder="fast",
+                         batch_size=8, steps_per_epoch=8, epochs=2, checkpoint_steps=5,
+                         dropout=0.0)
     corpus = train_lib.load_corpus(config)
     reference, _ = train_lib.train(config, str(tmp_path / "straight"), corpus,
                                    log=lambda *a: None)

@@ -15,7 +15,7 @@ import os
 import sys
 
 from training.captioning.config import PRESETS, CaptioningConfig
-from training.core import cli
+from training.core import cli, reports
 
 
 def run(config, workdir):
@@ -31,35 +31,17 @@ def input_errors():
 
 
 def print_report(report):
-    print("\n=== Captions (greedy) ===")
-    for example in report.get("examples", []):
-        print(f"  reference: {example['reference']}")
-        print(f"  caption:   {example['caption']}")
-        if example.get("attention"):
-            print("  attention (word <- most attended region of the grid, row 0 at the top):")
-            print("    " + example["attention"].replace("\n", "\n    "))
-        print()
+    reports.print_caption_examples(
+        report.get("examples", []),
+        "attention (word <- most attended region of the grid, row 0 at the top)")
     print(f"=== Test set ({report['test_images']} images) ===")
-    for name, scores in report.items():
-        if isinstance(scores, dict) and "bleu4" in scores:
-            print(f"{name:>8}: exact match {scores['exact_match']:.1f}%  BLEU-4 "
-                  f"{scores['bleu4']:.1f}  ROUGE-L {scores['rouge_l']:.1f}  CIDEr-D "
-                  f"{scores['cider_d']:.1f}"
-                  + (f"  METEOR {scores['meteor']:.1f}" if "meteor" in scores else "")
-                  + f"  ({scores['seconds']} s)")
-            for skipped in scores.get("skipped", []):
-                print(f"          skipped {skipped}")
+    reports.print_caption_scores(report)
     if "localization" in report:
         loc = report["localization"]
         print(f"localization ({loc['words']} object words): attention mass in the named "
               f"object {loc['mass']:.3f} (chance {loc['chance']:.3f}); most-attended region "
               f"inside it {loc['hit_rate']:.3f} (chance {loc['hit_chance']:.3f})")
-    training = report["training"]
-    print(f"\ntraining:        {training['steps']} steps in {training['seconds']} s "
-          f"(stopped by {training['stopped_by']}), {report['parameters']:,} parameters")
-    print(f"attention plots: {os.path.dirname(report['plots'][0]) if report.get('plots') else '-'}")
-    print(f"SavedModel:      {report['export']}")
-    print(f"report:          {report['workdir']}/report.json  ({report['total_seconds']} s in all)")
+    reports.print_run_summary(report)
 
 
 TASK = cli.Task(

@@ -5,6 +5,9 @@
     python -m training.translation --preset large --workdir runs/large
     python -m training.translation --set data=files --set data_files=my.tsv
     python -m training.translation --config my_config.json --set units=512
+    python -m training.translation --set precision=mixed_bfloat16
+    KERAS_BACKEND=jax python -m training.translation --preset tiny
+    python -m training.translation --workdir runs/x --export-only
 
 Rerunning the same command after an interruption resumes at the step where
 it stopped; `--restart` starts over.
@@ -13,7 +16,7 @@ it stopped; `--restart` starts over.
 import os
 import sys
 
-from training.core import cli
+from training.core import cli, reports
 from training.translation.config import PRESETS, TranslationConfig
 
 
@@ -21,6 +24,12 @@ def run(config, workdir):
     from training.translation.train import train_and_evaluate
 
     return train_and_evaluate(config, workdir)
+
+
+def export(config, workdir):
+    from training.translation.train import export_workdir
+
+    return export_workdir(config, workdir)
 
 
 def input_errors():
@@ -44,21 +53,14 @@ def print_report(report):
             print(f"{name:>8}: BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  "
                   f"(cased: BLEU {scores['bleu_cased']:.2f})  ({scores['seconds']} s)")
             print(f"          {scores['bleu_signature']}")
-    training = report["training"]
-    print(f"\ntraining:        {training['steps']} steps in {training['seconds']} s "
-          f"(stopped by {training['stopped_by']})")
-    print(f"attention plots: {os.path.dirname(report['plots'][0]) if report.get('plots') else '-'}")
-    print(f"hypotheses:      {report['workdir']}/test.hypotheses.*.txt")
-    print(f"SavedModel:      {report['export']}")
-    print(f"report:          {report['workdir']}/report.json  ({report['total_seconds']} s in all)")
-
+    reports.print_run_summary(report, hypotheses="test.hypotheses.*.txt")
 
 TASK = cli.Task(
     name="translation", description=__doc__, config_class=TranslationConfig, presets=PRESETS,
     default_preset="main", run=run, print_report=print_report,
     default_workdir=lambda config, preset: os.path.join(
         "runs", f"translation-{preset}-{config.direction}"),
-    input_errors=input_errors,
+    input_errors=input_errors, export=export,
 )
 
 if __name__ == "__main__":

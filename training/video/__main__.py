@@ -17,7 +17,7 @@ it stopped; `--restart` starts over.
 import os
 import sys
 
-from training.core import cli
+from training.core import cli, reports
 from training.video.config import PRESETS, VideoConfig
 
 
@@ -34,39 +34,25 @@ def input_errors():
 
 
 def print_report(report):
-    print("\n=== Captions (greedy) ===")
-    for example in report.get("examples", []):
-        print(f"  reference: {example['reference']}")
-        print(f"  caption:   {example['caption']}")
-        if example.get("attention"):
-            print("  attention (word <- most attended frame; a bar over the clip's frames):")
-            print("    " + example["attention"].replace("\n", "\n    "))
-        print()
+    reports.print_caption_examples(
+        report.get("examples", []),
+        "attention (word <- most attended frame; a bar over the clip's frames)")
     print(f"=== Test set ({report['test_clips']} clips, model {report['model']}) ===")
-    for name, scores in report.items():
-        if isinstance(scores, dict) and "bleu4" in scores:
-            print(f"{name:>8}: exact match {scores['exact_match']:.1f}%  BLEU-4 "
-                  f"{scores['bleu4']:.1f}  ROUGE-L {scores['rouge_l']:.1f}  CIDEr-D "
-                  f"{scores['cider_d']:.1f}"
-                  + (f"  METEOR {scores['meteor']:.1f}" if "meteor" in scores else "")
-                  + f"  ({scores['seconds']} s)")
-            for skipped in scores.get("skipped", []):
-                print(f"          skipped {skipped}")
+    reports.print_caption_scores(report)
     if "localization" in report:
         loc = report["localization"]
         print(f"temporal localization ({loc['words']} event words): attention mass in the "
               f"event's frames {loc['mass']:.3f}, most-attended frame inside them "
               f"{loc['hit_rate']:.3f} (chance {loc['chance']:.3f}), within a frame of them "
               f"{loc['near_hit_rate']:.3f} (chance {loc['near_chance']:.3f})")
+        if loc.get("action_words"):
+            print(f"  action words ({loc['action_words']}: verbs, directions, new colours): "
+                  f"mass {loc['action_mass']:.3f}, most-attended frame inside "
+                  f"{loc['action_hit_rate']:.3f} (chance {loc['action_chance']:.3f})")
         if loc.get("hit_rate_by_role"):
             print("  most-attended frame inside the event, by word: " + ", ".join(
                 f"{role} {rate:.3f}" for role, rate in loc["hit_rate_by_role"].items()))
-    training = report["training"]
-    print(f"\ntraining:        {training['steps']} steps in {training['seconds']} s "
-          f"(stopped by {training['stopped_by']}), {report['parameters']:,} parameters")
-    print(f"attention plots: {os.path.dirname(report['plots'][0]) if report.get('plots') else '-'}")
-    print(f"SavedModel:      {report['export']}")
-    print(f"report:          {report['workdir']}/report.json  ({report['total_seconds']} s in all)")
+    reports.print_run_summary(report)
 
 
 TASK = cli.Task(

@@ -106,6 +106,10 @@ def _describe_phrase(words):
     return colour, shape, kind, argument
 
 
+# The roles of the words that tell what happens (see summarize_localization).
+ACTION_ROLES = ("verb", "argument")
+
+
 def word_roles(words):
     """Per word: "colour", "shape", "verb", "argument" or "" (articles,
     connectives), by its place in its event phrase.
@@ -225,29 +229,45 @@ def summarize_localization(records: Sequence[FrameLocalization]) -> dict:
     """Means over word records: `{"mass", "hit_rate", "chance",
     "near_hit_rate", "near_chance", "words", "hit_rate_by_role"}`
     (fractions 0..1, the number of words, and the hit rate of each role
-    present; NaN means with no words).
+    present; NaN means with no words), and the same means over the action
+    words alone (`"action_mass"`, `"action_hit_rate"`, `"action_chance"`,
+    `"action_words"`): the verb and its argument (direction, new colour),
+    the words that tell what happens. A colour or a shape names a thing
+    that every frame around the event shows too, so its frames are not the
+    event's alone.
 
     >>> summary = summarize_localization([
     ...     FrameLocalization(1, 0, 0.7, 1.0, 0.25, 1.0, 0.5, "colour"),
     ...     FrameLocalization(2, 0, 0.3, 0.0, 0.25, 1.0, 0.5, "shape")])
     >>> {key: summary[key] for key in ("mass", "hit_rate", "chance", "near_hit_rate")}
     {'mass': 0.5, 'hit_rate': 0.5, 'chance': 0.25, 'near_hit_rate': 1.0}
-    >>> summary["hit_rate_by_role"]
-    {'colour': 1.0, 'shape': 0.0}
+    >>> summary["hit_rate_by_role"], summary["action_words"]
+    ({'colour': 1.0, 'shape': 0.0}, 0)
     """
     records = list(records)
     if not records:
         nan = float("nan")
         return {"mass": nan, "hit_rate": nan, "chance": nan, "near_hit_rate": nan,
-                "near_chance": nan, "words": 0, "hit_rate_by_role": {}}
+                "near_chance": nan, "words": 0, "hit_rate_by_role": {},
+                "action_mass": nan, "action_hit_rate": nan, "action_chance": nan,
+                "action_words": 0}
     by_role = {}
     for record in records:
         if record.role:
             by_role.setdefault(record.role, []).append(record.hit)
+    actions = [r for r in records if r.role in ACTION_ROLES]
+
+    def mean(values):
+        return float(np.mean(values)) if values else float("nan")
+
     return {"mass": float(np.mean([r.mass for r in records])),
             "hit_rate": float(np.mean([r.hit for r in records])),
             "chance": float(np.mean([r.chance for r in records])),
             "near_hit_rate": float(np.mean([r.near_hit for r in records])),
             "near_chance": float(np.mean([r.near_chance for r in records])),
             "words": len(records),
-            "hit_rate_by_role": {role: float(np.mean(hits)) for role, hits in by_role.items()}}
+            "hit_rate_by_role": {role: float(np.mean(hits)) for role, hits in by_role.items()},
+            "action_mass": mean([r.mass for r in actions]),
+            "action_hit_rate": mean([r.hit for r in actions]),
+            "action_chance": mean([r.chance for r in actions]),
+            "action_words": len(actions)}

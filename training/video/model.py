@@ -35,7 +35,7 @@ from training.core.seq2seq import AttentionSeq2Seq, build_decoder_cell
 warnings.filterwarnings("ignore", message=r"You are using a softmax over axis -1 of a tensor "
                         r"of shape \(.*, 1\)\. This axis has size 1")
 
-TEMPORAL_ENCODERS = ("none", "bigru")
+TEMPORAL_ENCODERS = ("none", "local", "bigru")
 MODELS = ("attention", "mean_pool")
 
 
@@ -71,13 +71,21 @@ class VideoEncoder(keras.layers.Layer):
     1. Frame features (frames only): the image encoder on every frame, its
        region grid mean-pooled into one vector per frame, `[B, T, C]`. With
        `position_channels`, two coordinate channels (x and y) are added to
-       every frame first (CoordConv), so that the pooled vector can say
-       where a shape is: without them a moving shape looks alike in every
-       frame once the grid is averaged.
-    2. A temporal encoder over the frames: none, or a bidirectional GRU
-       (`[B, T, 2H]`), so that an annotation knows what changes around its
-       frame (a single frame shows no motion) and where it lies in the
-       order of events.
+       every frame first (CoordConv, Liu et al. 2018), so that the pooled
+       vector can say where a shape is, which averaging the grid would
+       otherwise mostly lose (and a move is a change of place).
+    2. A temporal encoder over the frames, so that an annotation knows what
+       changes at its frame (a single frame shows no motion) and where it
+       lies in the clip:
+       * `"none"`: the frame features as they are, `[B, T, C]`;
+       * `"local"`: `relu(W [x_t; x_t - x_{t-1}; t / (L - 1)])`, `[B, T, 2H]`:
+         the frame, its change from the frame before and its relative time.
+         An annotation then knows only its own frame and its neighbour, so
+         the decoder must look at an event's frames to tell it, and the
+         time channel lets it move on in order;
+       * `"bigru"`: a bidirectional GRU, `[B, T, 2H]`: every annotation can
+         know the whole clip, which helps the words but frees attention
+         from looking where the event is.
     3. `mean_pool=True` only: the masked mean over the frames, `[B, 1, D]`.
 
     The image encoder sees each frame alone, so the features of stage 1
@@ -88,8 +96,9 @@ class VideoEncoder(keras.layers.Layer):
         frame_encoder: An `ImageEncoder` (frames source), or None (features
             source: the model takes `{"features", "lengths"}` only).
         feature_dim: C of precomputed features (features source only).
-        temporal_encoder: `"none"` or `"bigru"`.
-        temporal_units: H, GRU units per direction.
+        temporal_encoder: `"none"`, `"local"` or `"bigru"`.
+        temporal_units: H: GRU units per direction, or half the units of
+            the local encoder.
         mean_pool: Average the annotations over time into one position.
         position_channels: Add coordinate channels to the frames.
 
@@ -137,9 +146,9 @@ class VideoEncoder(keras.layers.Layer):
     @property
     def output_dim(self):
         """D of the memory."""
-        if self.temporal_encoder == "bigru":
-            return 2 * self.temporal_units
-        return self.feature_dim
+        if self.temporal_encoder == "none":
+            return self.feature_dim
+        return 2 * self.temporal_units
 
     def build(self, source_shape):
         # A loaded model's frame encoder comes built from its own config.
@@ -154,6 +163,10 @@ class VideoEncoder(keras.layers.Layer):
                                  dtype=self.dtype_policy),
                 name="temporal_bigru", dtype=self.dtype_policy)
             self.temporal.build((None, None, self.feature_dim))
+        elif self.temporal_encoder == "local":
+            self.temporal = keras.layers.Dense(2 * self.temporal_units, activation="relu",
+                                               name="temporal_local", dtype=self.dtype_policy)
+            self.temporal.build((None, None, 2 * self.feature_dim + 1))
         self.built = True
 
     def frame_features(self, frames, training=None):
@@ -179,12 +192,24 @@ class VideoEncoder(keras.layers.Layer):
         # Padding frames may hold anything, NaN included (a client's garbage):
         # replace them, since 0 * NaN would still be NaN.
         memory = ops.where(mask[..., None], features, ops.zeros_like(features))  # --> [B, T, C]
-        if self.temporal is not None:
+        if self.temporal_encoder == "bigru":
             memory = self.temporal(memory, mask=mask, training=training)  # --> [B, T, 2H]
+        elif self.temporal_encoder == "local":
+            memory = self.local_annotations(memory, lengths, mask)  # --> [B, T, 2H]
         if self.mean_pool:
             memory = masked_mean(memory, mask)[:, None, :]  # --> [B, 1, D]
             mask = ops.ones((ops.shape(memory)[0], 1), dtype="bool")
         return memory, mask
+
+    def local_annotations(self, features, lengths, mask):
+        """`[B, T, C]` -> `[B, T, 2H]`: each frame with its change and its time."""
+        previous = ops.concatenate([features[:, :1], features[:, :-1]], axis=1)  # --> [B, T, C]
+        steps = ops.cast(ops.arange(ops.shape(features)[1]), features.dtype)  # --> [T]
+        last = ops.cast(ops.maximum(lengths - 1, 1), features.dtype)  # --> [B]
+        time = (steps[None, :] / last[:, None])[..., None]  # --> [B, T, 1]
+        annotations = self.temporal(
+            ops.concatenate([features, features - previous, time], axis=-1))
+        return ops.where(mask[..., None], annotations, ops.zeros_like(annotations))
 
     def compute_output_spec(self, source, training=None):
         inputs = source["frames"] if "frames" in source else source["features"]

@@ -6,11 +6,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from training.core import batching, caption_metrics
+from training.core import batching, caption_metrics, caption_training
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import fitting
-from training.core.text import load_or_build_vocabulary, normalize
+from training.core.text import normalize
 from training.video import data as data_lib
 from training.video import evaluation, metrics
 from training.video.export import VideoCaptioner
@@ -83,29 +83,14 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
     config_lib.prepare_run(config, workdir)
     corpus = corpus or load_corpus(config)
     log(corpus.summary())
-    vocabulary = load_or_build_vocabulary(
-        os.path.join(workdir, "vocabulary.json"),
-        [caption for example in corpus.train for caption in example.captions],
-        config.vocab_size, config.max_caption_tokens, config.min_word_count, name="vocabulary")
-    log(f"vocabulary: {vocabulary.size} words")
     feature_dim = feature_dim_of(corpus)
-    train_examples = encode_examples(corpus.train, vocabulary, config.source)
-    dev_examples = encode_examples(corpus.dev, vocabulary, config.source)
-    spec = source_spec(config, feature_dim)
-
-    replicas = fitting.make_strategy(config.strategy).num_replicas_in_sync
-    dev_batch = max(replicas, config.eval_batch_size // replicas * replicas)
-    result = fitting.fit(
-        config, workdir,
-        build_model=lambda: model_builder(config, vocabulary.size, feature_dim),
-        train_data=lambda skip: batching.make_dataset(
-            train_examples, config.batch_size, shuffle=True, seed=config.seed, repeat=True,
-            source_spec=spec).skip(skip),
-        dev_data=batching.make_dataset(dev_examples, dev_batch, shuffle=False,
-                                       drop_remainder=replicas > 1, source_spec=spec),
-        log=log, optimizer_builder=optimizer_builder, callbacks=callbacks,
-    )
-    return result, vocabulary
+    return caption_training.fit_captioner(
+        config, workdir, corpus,
+        encode_examples=lambda examples, vocabulary: encode_examples(examples, vocabulary,
+                                                                     config.source),
+        source_spec=source_spec(config, feature_dim),
+        build_model=lambda vocab_size: model_builder(config, vocab_size, feature_dim),
+        log=log, optimizer_builder=optimizer_builder, callbacks=callbacks)
 
 
 def make_captioner(config, model, vocabulary):
