@@ -39,6 +39,8 @@ quality: separates what the training recipe gives from what the
   whole time budget (at most its 100 x 100 steps) and keeps the last ones.
   The budget is `fit`'s `max_train_seconds`: graph tracing and the dev
   validations (every 100 steps, both recipes) count in it.
+  Rerun with the same `--workdir`, an interrupted benchmark reuses the runs
+  that finished and starts the unfinished one over.
   Every row decodes through our exporter (`Translator`) with the same
   settings (printed), and is scored by sacrebleu, lowercased and cased,
   greedy and beam, as mean +- std [min..max] over the seeds.
@@ -56,8 +58,10 @@ A quality run under 60 s of training, or a speed run under 10 batches or
 import argparse
 import dataclasses
 import gc
+import json
 import os
 import shlex
+import shutil
 import statistics
 import sys
 import tempfile
@@ -223,6 +227,22 @@ def spread(values, digits=2):
             f"[{min(values):.{digits}f}..{max(values):.{digits}f}]")
 
 
+RESULT_FILE = "bench_result.json"
+
+
+def finished_result(workdir, config):
+    """The result a finished run of this very config left in `workdir`, else
+    None: a rerun of the benchmark picks up where it stopped."""
+    path = os.path.join(workdir, RESULT_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        saved = json.load(handle)
+    if saved["config"] != json.loads(json.dumps(dataclasses.asdict(config))):
+        return None
+    return saved["result"]
+
+
 def quality(args):
     smoke = args.seconds < MIN_RESULT_SECONDS
     corpus = train_lib.load_corpus(TranslationConfig())
@@ -236,13 +256,23 @@ def quality(args):
             architecture, recipe = QUALITY_ROWS[key]
             workdir = os.path.join(root, f"{key}-{architecture}-arch-{recipe}-recipe",
                                    f"seed{seed}")
-            if os.path.exists(workdir) and os.listdir(workdir):
-                raise SystemExit(f"{workdir} is not empty (a resumed run would reuse its "
-                                 f"checkpoints); choose another --workdir")
-            print(f"\n=== ({key}) {architecture} architecture, {recipe} recipe, seed {seed} ===")
             config = row_config(architecture, recipe, args, seed)
-            result = train_and_score(config, architecture, recipe, corpus, workdir, recaser)
-            result["seed"] = seed
+            result = finished_result(workdir, config)
+            if result is None:
+                if os.path.exists(workdir):
+                    # An interrupted run: resuming it would split its time budget
+                    # over two processes, so it starts over.
+                    print(f"{workdir}: unfinished, starting it over")
+                    shutil.rmtree(workdir)
+                print(f"\n=== ({key}) {architecture} architecture, {recipe} recipe, "
+                      f"seed {seed} ===")
+                result = train_and_score(config, architecture, recipe, corpus, workdir,
+                                         recaser)
+                result["seed"] = seed
+                with open(os.path.join(workdir, RESULT_FILE), "w", encoding="utf-8") as handle:
+                    json.dump({"config": dataclasses.asdict(config), "result": result}, handle)
+            else:
+                print(f"({key}) seed {seed}: finished earlier, read from {workdir}")
             results[key].append(result)
             keras.backend.clear_session()
             gc.collect()
