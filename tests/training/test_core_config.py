@@ -79,3 +79,66 @@ def test_cli_fails_before_reading_data(tmp_path):
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
     assert "tensorflow" not in result.stderr.lower()
+
+
+# ------------------------------------------ strategies, distribution, precision
+def test_multi_worker_is_refused_with_the_reason_and_the_jax_route(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    with pytest.raises(ConfigError) as error:
+        load("strategy=multi_worker")
+    message = str(error.value)
+    assert message.startswith("strategy:")
+    assert "keras-team/keras#20585" in message
+    assert "KERAS_BACKEND=jax" in message and "--set distribution=data_parallel" in message
+    for variable in ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                     "KERAS_DISTRIBUTION_PROCESS_ID"):
+        assert variable in message
+
+
+def test_mirrored_is_still_accepted_on_tensorflow():
+    assert load("strategy=mirrored").strategy == "mirrored"
+
+
+def test_cli_refuses_multi_worker_before_tensorflow_starts(tmp_path):
+    """The refusal is a config check: exit 2 before any data is read, no
+    TensorFlow import (python -X importtime lists every module imported)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "training.translation", "--preset", "tiny",
+         "--set", "strategy=multi_worker", "--workdir", str(tmp_path / "run")],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "keras-team/keras#20585" in result.stderr
+    assert "distribution=data_parallel" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "training.core.config" in imported  # importtime saw the imports
+    assert not [name for name in imported if name.split(".")[0] in ("tensorflow", "keras")]
+
+
+@pytest.mark.parametrize("backend, overrides, words", [
+    ("tensorflow", ["distribution=data_parallel"], "needs the JAX backend"),
+    ("jax", ["distribution=data_parallel", "strategy=mirrored"], "leave strategy=default"),
+    ("jax", ["strategy=mirrored"], "use --set distribution=data_parallel"),
+])
+def test_distribution_and_strategy_combinations_are_checked(backend, overrides, words,
+                                                            monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", backend)
+    monkeypatch.setattr(config_lib, "keras_backend", lambda: backend)
+    with pytest.raises(ConfigError, match=words):
+        load(*overrides)
+
+
+def test_data_parallel_is_accepted_on_jax(monkeypatch):
+    monkeypatch.setattr(config_lib, "keras_backend", lambda: "jax")
+    assert load("distribution=data_parallel").distribution == "data_parallel"
+
+
+def test_precision_choices():
+    assert load().precision == "float32"
+    assert load("precision=mixed_bfloat16").precision == "mixed_bfloat16"
+    with pytest.raises(ConfigError, match="precision: must be one of float32, mixed_bfloat16, "
+                                          "mixed_float16"):
+        load("precision=float16")

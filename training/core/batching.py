@@ -33,7 +33,7 @@ def target_length(source, target_in, target_out):
 
 def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_remainder=None,
                  bucket_boundaries=(), length_fn=target_length,
-                 source_spec=tf.TensorSpec([None], tf.int32)):
+                 source_spec=tf.TensorSpec([None], tf.int32), static_shapes=None):
     """Batches of `({"source": [B, ...], "target_in": [B, T]}, target_out [B, T])`.
 
     Args:
@@ -50,7 +50,16 @@ def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_re
             target_in, target_out)`, so similar lengths share a batch (less
             padding). Empty: plain padded batches.
         source_spec: A `tf.TensorSpec` of one source (token ids, an image ...).
+        static_shapes: Pad every batch to a few fixed shapes: to its bucket's
+            upper boundary (or, without buckets, to the longest example), so
+            a compiled step is reused. Default: on the JAX backend, which
+            compiles a step anew for each new shape (TensorFlow's traced
+            steps take any length).
     """
+    if static_shapes is None:
+        from training.core.config import keras_backend
+
+        static_shapes = keras_backend() == "jax"
     if drop_remainder is None:
         drop_remainder = repeat
     sources, targets_in, targets_out = examples
@@ -69,13 +78,26 @@ def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_re
         dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
+    longest = None
+    if static_shapes:
+        lengths = [len(x) for part in examples for x in part if np.ndim(x) == 1]
+        longest = max(lengths, default=1)
     if bucket_boundaries:
+        boundaries = list(bucket_boundaries)
+        if static_shapes:  # every length below the last boundary, padded to boundary - 1
+            boundaries = [b for b in boundaries if b <= longest] + [longest + 1]
         dataset = dataset.bucket_by_sequence_length(
             length_fn,
-            bucket_boundaries=list(bucket_boundaries),
-            bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
             drop_remainder=drop_remainder,
+            pad_to_bucket_boundary=bool(static_shapes),
         )
+    elif static_shapes:
+        padded = tuple(tf.TensorShape([longest if d is None else d for d in spec.shape])
+                       for spec in (source_spec, target_spec, target_spec))
+        dataset = dataset.padded_batch(batch_size, padded_shapes=padded,
+                                       drop_remainder=drop_remainder)
     else:
         dataset = dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(

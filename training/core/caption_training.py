@@ -32,7 +32,7 @@ def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_m
     train_examples = encode_examples(corpus.train, vocabulary)
     dev_examples = encode_examples(corpus.dev, vocabulary)
 
-    replicas = fitting.make_strategy(config.strategy).num_replicas_in_sync
+    replicas = fitting.data_replicas(config)
     dev_batch = max(replicas, config.eval_batch_size // replicas * replicas)
     result = fitting.fit(
         config, workdir,

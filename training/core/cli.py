@@ -2,6 +2,12 @@
 
     python -m training.TASK [--preset NAME] [--config FILE.json] [--set KEY=VALUE ...]
                             [--workdir DIR] [--restart] [--logical-cpus N]
+    python -m training.TASK --workdir DIR --export-only
+
+`--export-only` rebuilds a finished workdir's model (its config.json,
+vocabularies and model.keras, written by any backend) and exports it as a
+TensorFlow SavedModel: a JAX-trained model is exported this way, in a
+subprocess with KERAS_BACKEND=tensorflow.
 
 The config is read and checked before TensorFlow starts, so a bad option
 fails at once, naming the field. Bad input data, or a workdir left by
@@ -13,7 +19,7 @@ import dataclasses
 import os
 import shutil
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 from training.core import config as config_lib
 
@@ -35,6 +41,8 @@ class Task:
         default_workdir: `(config, preset) -> path`.
         input_errors: `() -> tuple of exception classes` that mean bad
             input data (exit 2, message only).
+        export: `(config, workdir) -> path` of the SavedModel exported from a
+            finished workdir (`--export-only`); None: the task has none.
     """
 
     name: str
@@ -46,6 +54,7 @@ class Task:
     print_report: Callable
     default_workdir: Callable
     input_errors: Callable = tuple
+    export: Optional[Callable] = None
 
 
 def main(task, argv=None):
@@ -59,7 +68,12 @@ def main(task, argv=None):
                         help="delete the workdir's checkpoints, vocabularies and logs, start over")
     parser.add_argument("--logical-cpus", type=int, default=0,
                         help="split the CPU into N logical devices (to try strategy=mirrored)")
+    parser.add_argument("--export-only", action="store_true",
+                        help="export the finished model of --workdir (its config.json) as a "
+                             "TensorFlow SavedModel, and print its path")
     args = parser.parse_args(argv)
+    if args.export_only:
+        return _export_only(task, parser, args)
     try:
         config = config_lib.load(task.config_class, task.presets, args.preset, args.config,
                                  args.set)
@@ -83,10 +97,47 @@ def main(task, argv=None):
         fitting.make_strategy(config.strategy)  # before TensorFlow's first operation
     expected = (config_lib.ConfigError, fitting.CheckpointMismatch, VocabularyMismatch,
                 *task.input_errors())
+    from training.core import distribution
+
+    expected = (*expected, distribution.DistributionError)
     try:
         report = task.run(config, workdir)
     except expected as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    task.print_report(report)
+    except Exception as error:
+        if not distribution.active():
+            raise
+        # A collective failed: most often another process of the cluster died.
+        print(f"error: process {distribution.process_id()} of {distribution.num_processes()}: "
+              f"training stopped ({type(error).__name__}: {str(error)[:500]}); another "
+              f"process probably stopped: see its log. Rerun the same commands to resume "
+              f"from the last checkpoint.", file=sys.stderr, flush=True)
+        os._exit(3)  # skip JAX's shutdown barrier, which would wait for the dead process
+    if report is not None:  # None: a data-parallel process other than 0
+        task.print_report(report)
+    return 0
+
+
+def _export_only(task, parser, args):
+    """`--export-only`: the workdir's config, model and vocabularies -> SavedModel."""
+    if task.export is None:
+        parser.error(f"{task.name} has no --export-only")
+    if not args.workdir:
+        parser.error("--export-only needs --workdir")
+    config_path = os.path.join(args.workdir, "config.json")
+    if not os.path.exists(config_path):
+        parser.error(f"{config_path} does not exist: not a workdir of a training run")
+    try:
+        # This process is no cluster's member (and may run another backend).
+        config = config_lib.load(task.config_class, task.presets, None, config_path,
+                                 [*args.set, "distribution=none"])
+    except config_lib.ConfigError as error:
+        parser.error(str(error))
+    try:
+        path = task.export(config, args.workdir)
+    except task.input_errors() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(path)
     return 0

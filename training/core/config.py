@@ -166,13 +166,18 @@ def save(config, path):
 
 
 def prepare_run(config, workdir):
-    """What every task's training does first: check the config, make the
-    workdir, save the config there, seed Python, numpy and the backend."""
+    """What every task's training does first: check the config, join the
+    cluster (distribution=data_parallel), make the workdir, save the config
+    there (process 0 alone), seed Python, numpy and the backend."""
     import keras
 
+    from training.core import distribution
+
     check(config)
-    os.makedirs(workdir, exist_ok=True)
-    save(config, os.path.join(workdir, "config.json"))
+    distribution.setup(config)
+    if distribution.is_chief():
+        os.makedirs(workdir, exist_ok=True)
+        save(config, os.path.join(workdir, "config.json"))
     keras.utils.set_random_seed(config.seed)
 
 
@@ -183,7 +188,36 @@ DECODERS = {
     "luong_feeding": ("luong", True),
 }
 ATTENTIONS = ("additive", "dot", "general", "scaled_dot")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+DISTRIBUTIONS = ("none", "data_parallel")
+
+# Why `strategy=multi_worker` is refused, and what to run instead.
+MULTI_WORKER_REFUSED = (
+    "strategy: multi_worker (tf.distribute.MultiWorkerMirroredStrategy) fails inside Keras 3's "
+    "fit on the TensorFlow backend (keras-team/keras#20585). To train on several machines use "
+    "Keras' distribution API on the JAX backend: on every machine run "
+    "`KERAS_BACKEND=jax python -m training.<task> ... --set distribution=data_parallel` with "
+    "KERAS_DISTRIBUTION_JOB_ADDRESSES (process 0's host:port first), "
+    "KERAS_DISTRIBUTION_NUM_PROCESSES and KERAS_DISTRIBUTION_PROCESS_ID set. "
+    "(strategy=mirrored still trains on the GPUs of one machine.)")
+
+
+def keras_backend():
+    """The Keras backend this process has, or will have once Keras is imported
+    (KERAS_BACKEND, else ~/.keras/keras.json, else tensorflow), without importing it."""
+    import sys
+
+    if "keras" in sys.modules and hasattr(sys.modules["keras"], "backend"):
+        return sys.modules["keras"].backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    keras_home = os.environ.get("KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras")
+    try:
+        with open(os.path.join(keras_home, "keras.json"), encoding="utf-8") as handle:
+            return json.load(handle).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
 
 
 @dataclasses.dataclass
@@ -219,7 +253,15 @@ class TrainingConfig:
     label_smoothing: float = option(0.1, minimum=0.0, below=1.0)
     clipnorm: float = option(5.0, minimum=0.0)   # 0: no clipping
     early_stopping_patience: int = option(3, minimum=0)  # epochs without dev loss gain; 0: off
+    # tf.distribute, TensorFlow backend: "mirrored" = the GPUs (or logical CPUs) of this
+    # machine. "multi_worker" is refused (see MULTI_WORKER_REFUSED): use `distribution`.
     strategy: str = option("default", choices=("default", "mirrored", "multi_worker"))
+    # Keras' distribution API, JAX backend: "data_parallel" = one process per machine, the
+    # cluster from KERAS_DISTRIBUTION_JOB_ADDRESSES / _NUM_PROCESSES / _PROCESS_ID.
+    distribution: str = option("none", choices=DISTRIBUTIONS)
+    # Keras dtype policy of the model, set before it is built. Softmax, attention
+    # weights, logits and the loss stay float32; mixed_float16 adds loss scaling.
+    precision: str = option("float32", choices=PRECISIONS)
     # --- evaluation and export --------------------------------------------
     beam_width: int = option(4, minimum=1)
     length_penalty: float = option(0.6, minimum=0.0)
@@ -237,4 +279,20 @@ class TrainingConfig:
                     f"received {self.num_hypotheses}")
         if not self.export_name or "/" in self.export_name or self.export_name.startswith("."):
             return f"export_name: must be a plain directory name, received {self.export_name!r}"
+        if self.strategy == "multi_worker":
+            return MULTI_WORKER_REFUSED
+        backend = keras_backend()
+        if self.distribution == "data_parallel":
+            if backend != "jax":
+                return (f"distribution: data_parallel uses Keras' distribution API, which "
+                        f"needs the JAX backend; this process has KERAS_BACKEND={backend}. "
+                        f"Run `KERAS_BACKEND=jax python -m training.<task> ... --set "
+                        f"distribution=data_parallel` (pip install keras-attention[jax]).")
+            if self.strategy != "default":
+                return (f"strategy: {self.strategy} is tf.distribute (TensorFlow backend); "
+                        f"with distribution=data_parallel leave strategy=default")
+        if self.strategy != "default" and backend != "tensorflow":
+            return (f"strategy: {self.strategy} is tf.distribute, for the TensorFlow backend; "
+                    f"this process has KERAS_BACKEND={backend}: use --set "
+                    f"distribution=data_parallel instead")
         return None

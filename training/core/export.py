@@ -224,7 +224,8 @@ class SequenceExporter(tf.Module):
         `lengths [R]`, `attention [R, T, S]`."""
         lengths = tf.where(rows["empty"], 0, lengths)
         longest = tf.reduce_max(tf.concat([lengths, [0]], 0))
-        ids, attention = ids[:, :longest], attention[:, :longest]
+        # float32 whatever the model's dtype policy (mixed precision).
+        ids, attention = ids[:, :longest], tf.cast(attention[:, :longest], tf.float32)
         valid = tf.sequence_mask(lengths, longest)  # --> [R, T]
         ids = tf.where(valid, ids, PAD_ID)
         words = self.target_vocabulary.words_of(ids)
@@ -247,7 +248,7 @@ class SequenceExporter(tf.Module):
     def _greedy_prepared(self, prepared):
         result, rows, extras = self._decode(prepared, "greedy")
         outputs = self._finish(result.ids, result.lengths, result.attention, rows)
-        outputs["score"] = tf.where(rows["empty"], 0.0, result.log_probs)
+        outputs["score"] = tf.where(rows["empty"], 0.0, tf.cast(result.log_probs, tf.float32))
         return {**outputs, **extras}
 
     def _beam_prepared(self, prepared):
@@ -267,7 +268,8 @@ class SequenceExporter(tf.Module):
         outputs = self._finish(flat(result.ids), flat(result.lengths), flat(result.attention),
                                repeated_rows)
         outputs = {key: unflat(value) for key, value in outputs.items()}
-        outputs["score"] = tf.where(rows["empty"][:, None], 0.0, result.scores)
+        outputs["score"] = tf.where(rows["empty"][:, None], 0.0,
+                                    tf.cast(result.scores, tf.float32))
         return {**outputs, **extras}
 
     # ------------------------------------------------------------------ save
@@ -372,6 +374,27 @@ def without_cudnn(model):
     finally:
         for layer, value in changed:
             layer.use_cudnn = value
+
+
+class LoadedExport:
+    """An exported version loaded back with `tf.saved_model.load`: `greedy`
+    and `beam` take the input tensor and return the output dict, as the
+    exporter's functions do, so the evaluation runs on either. (A model
+    trained on the JAX backend is evaluated through its export.)"""
+
+    def __init__(self, version_dir):
+        self.version_dir = version_dir
+        self.loaded = tf.saved_model.load(version_dir)
+        metadata = read_metadata(version_dir)
+        signatures = metadata["signatures"]
+        self.beam_width = signatures[BEAM_SIGNATURE]["beam_width"]
+        self.greedy = self._call(GREEDY_SIGNATURE, signatures)
+        self.beam = self._call(BEAM_SIGNATURE, signatures)
+
+    def _call(self, key, signatures):
+        function = self.loaded.signatures[key]
+        (input_name,) = signatures[key]["inputs"]
+        return lambda inputs: function(**{input_name: inputs})
 
 
 def read_metadata(version_dir):

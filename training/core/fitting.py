@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from training.core import distribution
+
 
 # ------------------------------------------------------------------ loss
 @keras.saving.register_keras_serializable(package="keras_attention_training")
@@ -42,7 +44,7 @@ class MaskedSequenceLoss(keras.losses.Loss):
         loss = ops.sum(token_losses * mask) / ops.maximum(ops.sum(mask), 1.0)
         # Keras scales only its "mean" reductions by 1 / replicas; this loss is
         # already a mean per replica, and the replicas' gradients are summed.
-        return loss / tf.distribute.get_strategy().num_replicas_in_sync
+        return loss / replicas_in_sync()
 
     def get_config(self):
         return {**super().get_config(), "label_smoothing": self.label_smoothing}
@@ -73,6 +75,39 @@ def learning_rate_schedule(learning_rate, total_steps, warmup_steps):
 _STRATEGIES = {}
 
 
+def replicas_in_sync():
+    """tf.distribute replicas whose gradients are summed; 1 on other backends
+    (JAX's data parallelism computes the global batch's loss as one)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+class _NoStrategy:
+    """What `make_strategy` gives on a backend without tf.distribute."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def apply_precision(config):
+    """Sets Keras' global dtype policy to `config.precision` (before a model
+    is built: a layer takes the policy of its construction)."""
+    keras.config.set_dtype_policy(getattr(config, "precision", "float32"))
+
+
+def data_replicas(config):
+    """How many ways a batch splits: tf.distribute replicas, or every device
+    of every process under `distribution=data_parallel`."""
+    if distribution.active():
+        return distribution.device_count()
+    return make_strategy(config.strategy).num_replicas_in_sync
+
+
 def make_strategy(name):
     """`"default"`, `"mirrored"` (all local GPUs, or CPUs given as logical
     devices) or `"multi_worker"` (several machines, described by TF_CONFIG).
@@ -81,6 +116,11 @@ def make_strategy(name):
     strategy must exist before TensorFlow runs its first operation, so the
     training script asks for it first thing.
     """
+    if keras.backend.backend() != "tensorflow":
+        if name != "default":
+            raise ValueError(f"strategy {name} is tf.distribute, for the TensorFlow backend; "
+                             f"on {keras.backend.backend()} use distribution=data_parallel")
+        return _NoStrategy()
     if name not in _STRATEGIES:
         _STRATEGIES[name] = _new_strategy(name)
     return _STRATEGIES[name]
@@ -95,9 +135,9 @@ def _new_strategy(name):
             devices = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("strategy multi_worker needs the TF_CONFIG environment variable")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        from training.core.config import MULTI_WORKER_REFUSED
+
+        raise ValueError(MULTI_WORKER_REFUSED)
     raise ValueError(f"`strategy` must be default, mirrored or multi_worker, received {name!r}")
 
 
@@ -135,20 +175,24 @@ class Checkpointer:
     resumes at the start of the epoch, which repeats the steps done since.)
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, writable=True):
         self.directory = directory
+        self.writable = writable  # False: a data-parallel process other than 0
 
     def _path(self, name, suffix):
         return os.path.join(self.directory, f"{name}{suffix}")
 
     def save(self, model, state, best_weights=None):
         """`state`: a JSON-able dict with at least `"step"`."""
+        if not self.writable:
+            return
         os.makedirs(self.directory, exist_ok=True)
         if best_weights is not None:
             temporary = self._path("writing-best", ".weights.npz")
             np.savez(temporary, *best_weights)
             os.replace(temporary, self._path("best", ".weights.npz"))
-        model.save_weights(self._path("writing", ".weights.h5"), overwrite=True)
+        with distribution.local_only():
+            model.save_weights(self._path("writing", ".weights.h5"), overwrite=True)
         with open(self._path("writing", ".json"), "w", encoding="utf-8") as handle:
             json.dump({**state, "variables": variable_signature(model)}, handle)
         if os.path.exists(self._path("latest", ".json")):
@@ -164,6 +208,7 @@ class Checkpointer:
         `CheckpointMismatch` when the checkpoint holds other weights than the
         model has (another config), naming the first difference.
         """
+        candidates = []
         for name in ("latest", "previous"):
             weights, metadata = self._path(name, ".weights.h5"), self._path(name, ".json")
             if not (os.path.exists(weights) and os.path.exists(metadata)):
@@ -176,6 +221,11 @@ class Checkpointer:
                 log(f"checkpoint {metadata} unreadable ({type(error).__name__}: {error}); "
                     f"skipping it")
                 continue
+            candidates.append((weights, state))
+        # Data-parallel processes load together (loading is a collective).
+        distribution.same_on_every_process(
+            int(candidates[0][1]["step"]) if candidates else -1, "the checkpoint step to resume")
+        for weights, state in candidates:
             _check_same_variables(state.get("variables"), variable_signature(model), weights)
             try:
                 if model.optimizer is not None and not model.optimizer.built:
@@ -307,7 +357,9 @@ class TimeBudget(keras.callbacks.Callback):
         return self.spent + (time.monotonic() - self.start if self.start else 0.0)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.seconds and self.total() >= self.seconds:
+        # Data-parallel processes stop together: process 0's clock decides.
+        if self.seconds and distribution.any_process(
+                distribution.is_chief() and self.total() >= self.seconds):
             self.exhausted = True
             self.model.stop_training = True
 
@@ -356,9 +408,15 @@ def fit(config, workdir, build_model, train_data, dev_data, log=print,
         A `FitResult`; the model holds the best weights on `dev_data` when
         early stopping is on.
     """
+    distribution.setup(config)
+    distribution.check_batch_size(config.batch_size)
     strategy = make_strategy(config.strategy)
     total_steps = config.epochs * config.steps_per_epoch
+    # Under distribution=data_parallel each process feeds its rows of a batch.
+    train_data = _local_rows_of(train_data)
+    dev_data = distribution.local_rows(dev_data)
     first_inputs = next(iter(dev_data))[0]
+    apply_precision(config)  # before the model is built
     with strategy.scope():
         model = build_model()
         model.compile(optimizer_builder(config, total_steps),
@@ -367,7 +425,8 @@ def fit(config, workdir, build_model, train_data, dev_data, log=print,
         model(first_inputs)  # builds every weight from a real batch
         model.optimizer.build(model.trainable_variables)
 
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
+                                writable=distribution.is_chief())
     state = checkpointer.restore(model, log=log) or {"step": 0, "train_seconds": 0.0}
     budget = TimeBudget(config.max_train_seconds, state.get("train_seconds", 0.0))
     early_stopping = None
@@ -392,7 +451,8 @@ def fit(config, workdir, build_model, train_data, dev_data, log=print,
         keras.callbacks.TerminateOnNaN(),
         budget,
         *([early_stopping] if early_stopping is not None else []),
-        keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), update_freq=50),
+        *([keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), update_freq=50)]
+          if distribution.is_chief() else []),
         *callbacks,
         checkpoint,  # last: saves what the others decided at the end of a batch or epoch
     ]
@@ -413,7 +473,7 @@ def fit(config, workdir, build_model, train_data, dev_data, log=print,
         run = model.fit(
             train_data(step), validation_data=dev_data, epochs=epochs, initial_epoch=epoch,
             steps_per_epoch=steps_per_epoch, callbacks=all_callbacks, shuffle=False,
-            verbose=1 if log is print else 2,
+            verbose=(1 if log is print else 2) if distribution.is_chief() else 0,
         )
         for key, values in run.history.items():
             history.setdefault(key, []).extend(values)
@@ -431,6 +491,12 @@ def fit(config, workdir, build_model, train_data, dev_data, log=print,
     log(f"trained {step} of {total_steps} steps in {budget.total():.0f} s"
         + (f", stopped by {stopped_by}" if stopped_by else ""))
     return FitResult(model, history, step, round(budget.total(), 1), stopped_by or "steps")
+
+
+def _local_rows_of(train_data):
+    if not distribution.active():
+        return train_data
+    return lambda skip: distribution.local_rows(train_data(skip))
 
 
 def _already_stopped(state, budget, total_steps):

@@ -168,6 +168,10 @@ def load_or_build_vocabulary(path, texts, max_size, max_tokens, min_count=1, nam
                     f"another workdir, or rerun with --restart to start over.")
         return Vocabulary(data["words"], data["max_tokens"], name=name)
     vocabulary = Vocabulary(build_vocabulary(texts, max_size, min_count), max_tokens, name=name)
+    from training.core import distribution
+
+    if not distribution.is_chief():  # the same words; process 0 saves them
+        return vocabulary
     data = {"words": vocabulary.words, "max_tokens": max_tokens, "max_size": max_size}
     with open(path + ".tmp", "w", encoding="utf-8") as handle:
         json.dump(data, handle, ensure_ascii=False)

@@ -1,11 +1,17 @@
 """Train, evaluate and export a translation model: `train_and_evaluate`."""
 
 import os
+import subprocess
+import sys
 import time
 
+import keras
+
 from training.core import config as config_lib
+from training.core import distribution
 from training.core import evaluation as core_evaluation
 from training.core import fitting
+from training.core.export import LoadedExport
 from training.core.recasing import Recaser
 from training.core.text import load_or_build_vocabulary
 from training.translation import data as data_lib
@@ -43,8 +49,13 @@ def vocabularies(config, corpus, workdir):
 
 
 def dev_dataset(config, dev_encoded, replicas):
-    if replicas == 1:
+    if replicas == 1 and keras.backend.backend() == "tensorflow":
         return make_dataset(dev_encoded, config.eval_batch_size, shuffle=False)
+    if replicas == 1:
+        # JAX compiles the step anew for each shape: batches of the longest
+        # pair's length (one shape, and one for the last batch).
+        return make_dataset(dev_encoded, config.eval_batch_size, shuffle=False,
+                            bucket_boundaries=())
     # Keras' evaluate cannot split a batch unevenly over replicas: full
     # batches of a multiple of the replica count, no length buckets.
     dev_batch = max(replicas, min(config.eval_batch_size, len(dev_encoded[0]))
@@ -78,7 +89,7 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
     dev_encoded = encode_pairs(corpus.dev, source_vocabulary, target_vocabulary)
     log(f"training pairs of <= {config.max_train_tokens} words: {len(train_encoded[0])}")
 
-    replicas = fitting.make_strategy(config.strategy).num_replicas_in_sync
+    replicas = fitting.data_replicas(config)
     result = fitting.fit(
         config, workdir,
         build_model=lambda: model_builder(config, source_vocabulary.size, target_vocabulary.size),
@@ -128,21 +139,85 @@ def evaluate(config, translator, corpus, workdir, log=print):
 def train_and_evaluate(config, workdir, corpus=None, log=print):
     """The whole job: train (or resume), export, evaluate, report.
 
-    Returns the report dict, also written to `workdir/report.json`.
+    On the TensorFlow backend the trained model is exported in-process. On
+    another backend (JAX) process 0 saves `model.keras` and exports it in a
+    TensorFlow subprocess (`--export-only`), then evaluates that export;
+    under `distribution=data_parallel` the other processes stop after
+    training and write nothing.
+
+    Returns the report dict, also written to `workdir/report.json` (None on
+    a data-parallel process other than 0).
     """
     started = time.monotonic()
     config_lib.check(config)
     corpus = corpus or load_corpus(config)
     fit_result, source_vocabulary, target_vocabulary = train(config, workdir, corpus, log)
     model = fit_result.model
-    recaser = Recaser.from_texts([target for _, target in corpus.train]) if config.recase \
-        else None
-    translator = Translator(model, source_vocabulary, target_vocabulary, config.max_target_tokens,
-                            config.beam_width, config.length_penalty, config.num_hypotheses,
-                            config.no_repeat_ngram_size, recaser)
-    export_path = translator.save(os.path.join(workdir, "export"), config.export_name,
-                                  config.export_version)
-    model.save(os.path.join(workdir, "model.keras"))
+    if keras.backend.backend() != "tensorflow":
+        if distribution.is_chief():
+            with distribution.local_only():
+                model.save(os.path.join(workdir, "model.keras"))
+        distribution.finish()
+        if not distribution.is_chief():
+            log(f"process {distribution.process_id()}: trained {fit_result.steps} steps; "
+                f"process 0 exports and evaluates")
+            return None
+        export_path = export_in_tensorflow(workdir, log)
+        translator = LoadedExport(export_path)
+    else:
+        translator = make_translator(config, model, corpus, source_vocabulary,
+                                     target_vocabulary)
+        export_path = translator.save(os.path.join(workdir, "export"), config.export_name,
+                                      config.export_version)
+        model.save(os.path.join(workdir, "model.keras"))
     report = evaluate(config, translator, corpus, workdir, log)
     return core_evaluation.finish_report(report, fit_result, export_path, workdir, config,
                                          started)
+
+
+def make_translator(config, model, corpus, source_vocabulary, target_vocabulary):
+    recaser = Recaser.from_texts([target for _, target in corpus.train]) if config.recase \
+        else None
+    return Translator(model, source_vocabulary, target_vocabulary, config.max_target_tokens,
+                      config.beam_width, config.length_penalty, config.num_hypotheses,
+                      config.no_repeat_ngram_size, recaser)
+
+
+def export_in_tensorflow(workdir, log=print, timeout=1800):
+    """Runs `python -m training.translation --workdir W --export-only` with
+    KERAS_BACKEND=tensorflow: the SavedModel stays TensorFlow's, stock ops.
+    Returns the exported version's path."""
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    for name in distribution.CLUSTER_VARIABLES:
+        env.pop(name, None)
+    log("exporting the trained model with TensorFlow (a subprocess)")
+    done = subprocess.run(
+        [sys.executable, "-m", "training.translation", "--workdir", workdir, "--export-only"],
+        env=env, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"the TensorFlow export failed (exit {done.returncode}):\n"
+                           f"{(done.stdout + done.stderr)[-4000:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def export_workdir(config, workdir, log=print):
+    """Exports a finished workdir: the model rebuilt from `config`, its
+    vocabularies and `model.keras` weights (written by any backend), saved
+    as `workdir/export/<export_name>/<export_version>`. Returns its path."""
+    weights = os.path.join(workdir, "model.keras")
+    missing = [path for path in (weights, *(os.path.join(workdir, f"vocabulary.{side}.json")
+                                            for side in ("source", "target")))
+               if not os.path.exists(path)]
+    if missing:
+        raise data_lib.CorpusError(f"{workdir} is not a finished workdir: no "
+                                   f"{', '.join(missing)}")
+    corpus = load_corpus(config)
+    source_vocabulary, target_vocabulary = vocabularies(config, corpus, workdir)
+    fitting.apply_precision(config)
+    model = build_model(config, source_vocabulary.size, target_vocabulary.size)
+    model({"source": keras.ops.ones((1, 2), "int32"),
+           "target_in": keras.ops.ones((1, 2), "int32")})  # builds every weight
+    model.load_weights(weights)
+    translator = make_translator(config, model, corpus, source_vocabulary, target_vocabulary)
+    return translator.save(os.path.join(workdir, "export"), config.export_name,
+                           config.export_version)
