@@ -32,24 +32,11 @@ def tiny_config(**changes):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    from caption_task_run import train_and_keep_exporter
     from training.captioning import train as train_lib
 
-    workdir = str(tmp_path_factory.mktemp("captioning"))
-    config = tiny_config()
-    captioners = []
-
-    class RecordingCaptioner(train_lib.Captioner):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            captioners.append(self)
-
-    corpus = train_lib.load_corpus(config)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train_lib, "Captioner", RecordingCaptioner)
-        report = train_lib.train_and_evaluate(config, workdir, corpus=corpus,
-                                              log=lambda *a: None)
-    return dict(report=report, captioner=captioners[0], workdir=workdir, config=config,
-                corpus=corpus)
+    return train_and_keep_exporter(train_lib, "Captioner", tiny_config(),
+                                   str(tmp_path_factory.mktemp("captioning")))
 
 
 def test_learns_one_object_scenes_beyond_chance(trained):

@@ -122,14 +122,10 @@ def train_and_evaluate(config, workdir, corpus=None, log=print):
     started = time.monotonic()
     config_lib.check(config)
     corpus = corpus or load_corpus(config)
-    fit_result, vocabulary = train(config, workdir, corpus, log)
-    model = fit_result.model
-    captioner = Captioner(model, vocabulary, config.image_size,
-                          model.encoder.grid_shape(config.image_size), config.max_caption_tokens,
-                          config.beam_width, config.length_penalty, config.num_hypotheses)
-    export_path = captioner.save(os.path.join(workdir, "export"), config.export_name,
-                                 config.export_version)
-    model.save(os.path.join(workdir, "model.keras"))
-    report = evaluate(config, captioner, corpus, workdir, log)
-    return core_evaluation.finish_report(report, fit_result, export_path, workdir, config,
-                                         started, parameters=int(model.count_params()))
+    return caption_training.train_export_evaluate(
+        config, workdir, corpus, started, log, train,
+        make_exporter=lambda model, vocabulary: Captioner(
+            model, vocabulary, config.image_size, model.encoder.grid_shape(config.image_size),
+            config.max_caption_tokens, config.beam_width, config.length_penalty,
+            config.num_hypotheses),
+        evaluate=evaluate)

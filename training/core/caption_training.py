@@ -4,6 +4,7 @@ vocabulary, encoded examples, and `fitting.fit` on batches of them."""
 import os
 
 from training.core import batching, fitting
+from training.core import evaluation as core_evaluation
 from training.core.text import load_or_build_vocabulary
 
 
@@ -45,3 +46,29 @@ def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_m
         log=log, optimizer_builder=optimizer_builder, callbacks=callbacks,
     )
     return result, vocabulary
+
+
+def train_export_evaluate(config, workdir, corpus, started, log, train, make_exporter, evaluate,
+                          **report_fields):
+    """A captioning task's whole job once its corpus is loaded: train (or
+    resume), export, save `model.keras`, evaluate, write the report.
+
+    Args:
+        train: `(config, workdir, corpus, log) -> (fit_result, vocabulary)`.
+        make_exporter: `(model, vocabulary) -> SequenceExporter`.
+        evaluate: `(config, exporter, corpus, workdir, log) -> report dict`.
+        started: `time.monotonic()` when the job started.
+        report_fields: more fields of the report.
+
+    Returns the report dict, also written to `workdir/report.json`.
+    """
+    fit_result, vocabulary = train(config, workdir, corpus, log)
+    model = fit_result.model
+    exporter = make_exporter(model, vocabulary)
+    export_path = exporter.save(os.path.join(workdir, "export"), config.export_name,
+                                config.export_version)
+    model.save(os.path.join(workdir, "model.keras"))
+    report = evaluate(config, exporter, corpus, workdir, log)
+    return core_evaluation.finish_report(report, fit_result, export_path, workdir, config,
+                                         started, parameters=int(model.count_params()),
+                                         **report_fields)

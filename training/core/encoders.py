@@ -13,8 +13,9 @@ from keras import ops
 RNN_TYPES = ("gru", "lstm")
 
 
-def _positive_int(name, value):
-    # bool is an Integral: `units=True` is a mistake, not 1.
+def positive_int(name, value):
+    """`value` as an int, or a ValueError naming the argument `name`. (bool
+    is an Integral: `units=True` is a mistake, not 1.)"""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(f"`{name}` must be a positive integer, received {name}={value!r}")
     return int(value)
@@ -47,9 +48,9 @@ class TextEncoder(keras.layers.Layer):
 
     def __init__(self, vocab_size, dropout=0.0, max_length=None, **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size = _positive_int("vocab_size", vocab_size)
+        self.vocab_size = positive_int("vocab_size", vocab_size)
         self.dropout = _rate("dropout", dropout)
-        self.max_length = None if max_length is None else _positive_int("max_length", max_length)
+        self.max_length = None if max_length is None else positive_int("max_length", max_length)
 
     @property
     def output_dim(self):
@@ -100,9 +101,9 @@ class RecurrentTextEncoder(TextEncoder):
         if rnn_type not in RNN_TYPES:
             raise ValueError(f"`rnn_type` must be one of {RNN_TYPES}, received "
                              f"rnn_type={rnn_type!r}")
-        self.embedding_dim = _positive_int("embedding_dim", embedding_dim)
-        self.units = _positive_int("units", units)
-        self.num_layers = _positive_int("num_layers", num_layers)
+        self.embedding_dim = positive_int("embedding_dim", embedding_dim)
+        self.units = positive_int("units", units)
+        self.num_layers = positive_int("num_layers", num_layers)
         self.rnn_type = rnn_type
 
     @property
@@ -174,10 +175,10 @@ class ConvTextEncoder(TextEncoder):
     def __init__(self, vocab_size, embedding_dim, units, num_layers=4, kernel_size=3,
                  max_length=512, dropout=0.0, **kwargs):
         super().__init__(vocab_size, dropout=dropout, max_length=max_length, **kwargs)
-        self.embedding_dim = _positive_int("embedding_dim", embedding_dim)
-        self.units = _positive_int("units", units)
-        self.num_layers = _positive_int("num_layers", num_layers)
-        self.kernel_size = _positive_int("kernel_size", kernel_size)
+        self.embedding_dim = positive_int("embedding_dim", embedding_dim)
+        self.units = positive_int("units", units)
+        self.num_layers = positive_int("num_layers", num_layers)
+        self.kernel_size = positive_int("kernel_size", kernel_size)
 
     @property
     def output_dim(self):
@@ -250,15 +251,15 @@ class TransformerTextEncoder(TextEncoder):
     def __init__(self, vocab_size, units, num_layers=2, num_heads=4, feedforward_units=None,
                  max_length=512, dropout=0.0, **kwargs):
         super().__init__(vocab_size, dropout=dropout, max_length=max_length, **kwargs)
-        self.units = _positive_int("units", units)
-        self.num_layers = _positive_int("num_layers", num_layers)
-        self.num_heads = _positive_int("num_heads", num_heads)
+        self.units = positive_int("units", units)
+        self.num_layers = positive_int("num_layers", num_layers)
+        self.num_heads = positive_int("num_heads", num_heads)
         if self.units % self.num_heads:
             raise ValueError(f"`units` must be divisible by `num_heads`, received "
                              f"units={units!r} and num_heads={num_heads!r}")
         self.feedforward_units = (
             4 * self.units if feedforward_units is None
-            else _positive_int("feedforward_units", feedforward_units)
+            else positive_int("feedforward_units", feedforward_units)
         )
 
     @property

@@ -7,10 +7,10 @@ al. 2015, "Show, Attend and Tell"). Every region is real, so the mask is
 all True. The same encoders serve video, applied to every frame.
 """
 
-import numbers
-
 import keras
 from keras import ops
+
+from training.core.encoders import positive_int
 
 # keras.applications backbones by name: (constructor, preprocessing from 0..255, least size).
 BACKBONES = {
@@ -18,12 +18,6 @@ BACKBONES = {
     "resnet50": ("ResNet50", "caffe", 32),
     "inception_v3": ("InceptionV3", "tf", 75),
 }
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, received {name}={value!r}")
-    return int(value)
 
 
 class ImageEncoder(keras.layers.Layer):
@@ -84,8 +78,8 @@ class ConvImageEncoder(ImageEncoder):
 
     def __init__(self, filters=32, blocks=3, **kwargs):
         super().__init__(**kwargs)
-        self.filters = _positive_int("filters", filters)
-        self.blocks = _positive_int("blocks", blocks)
+        self.filters = positive_int("filters", filters)
+        self.blocks = positive_int("blocks", blocks)
         self.layers_ = None
 
     @property
@@ -144,7 +138,7 @@ class BackboneImageEncoder(ImageEncoder):
             raise ValueError(f"`backbone` must be one of {sorted(BACKBONES)}, "
                              f"received {backbone!r}")
         least = BACKBONES[backbone][2]
-        self.input_size = _positive_int("input_size", input_size)
+        self.input_size = positive_int("input_size", input_size)
         if self.input_size < least:
             raise ValueError(f"{backbone} needs input_size >= {least}, received {input_size}")
         if weights not in (None, "imagenet") and not isinstance(weights, str):

@@ -68,7 +68,6 @@ class Translator(SequenceExporter):
         # An all-empty batch still needs one (padding) position.
         source_ids = tf.pad(source_ids, [[0, 0], [0, tf.maximum(1 - tf.shape(source_ids)[1], 0)]])
         source_lengths = tf.cast(source_tokens.row_lengths(), tf.int32)  # --> [B]
-        source_words = source_tokens.to_tensor("", shape=tf.shape(source_ids))  # --> [B, S]
         max_lengths = 2 * source_lengths + 11  # 2 S + 10 words and the end token
         # The same words as written (case never moves a word boundary), for copying.
         written = tokenize(text, self.source_vocabulary.max_tokens, lowercase=False)

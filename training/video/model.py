@@ -22,12 +22,12 @@ per-frame features. Frames past a clip's length are padding: they get
 exactly zero attention and change nothing.
 """
 
-import numbers
 import warnings
 
 import keras
 from keras import ops
 
+from training.core.encoders import positive_int
 from training.core.image_encoders import ConvImageEncoder
 from training.core.seq2seq import AttentionSeq2Seq, build_decoder_cell
 
@@ -37,12 +37,6 @@ warnings.filterwarnings("ignore", message=r"You are using a softmax over axis -1
 
 TEMPORAL_ENCODERS = ("none", "local", "bigru")
 MODELS = ("attention", "mean_pool")
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, received {name}={value!r}")
-    return int(value)
 
 
 def frame_mask(lengths, frame_count):
@@ -131,9 +125,9 @@ class VideoEncoder(keras.layers.Layer):
             raise ValueError("give a `frame_encoder` (frames) or a `feature_dim` (features)")
         self.frame_encoder = frame_encoder
         self.feature_dim = (frame_encoder.output_dim if frame_encoder is not None
-                            else _positive_int("feature_dim", feature_dim))
+                            else positive_int("feature_dim", feature_dim))
         self.temporal_encoder = temporal_encoder
-        self.temporal_units = _positive_int("temporal_units", temporal_units)
+        self.temporal_units = positive_int("temporal_units", temporal_units)
         self.mean_pool = bool(mean_pool)
         self.position_channels = bool(position_channels) and frame_encoder is not None
         self.temporal = None
