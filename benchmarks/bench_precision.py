@@ -78,10 +78,12 @@ def child(args):
             translator = train_lib.make_translator(config, result.model, corpus,
                                                    source_vocabulary, target_vocabulary)
         else:
+            from training.core import backend_export
             from training.core.export import LoadedExport
 
             result.model.save(os.path.join(workdir, "model.keras"))
-            translator = LoadedExport(train_lib.export_in_tensorflow(workdir, log=lambda *a: 0))
+            translator = LoadedExport(backend_export.export_in_tensorflow(
+                "translation", workdir, log=lambda *a: 0))
         test = corpus.test[: config.max_eval_pairs] if config.max_eval_pairs else corpus.test
         outputs = core_evaluation.run_in_batches(translator.greedy, [s for s, _ in test],
                                                  config.eval_batch_size, progress=False)

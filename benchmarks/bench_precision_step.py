@@ -17,6 +17,15 @@ batch x length / step time. Each precision builds its own model and runs
 `--warmup` untimed steps (compilation), then the two precisions alternate
 `--repeats` times, `--steps` steps each; the median per repeat is printed.
 Loss: sparse categorical cross-entropy from logits, Adam.
+
+`--profile` (JAX backend) then splits a step of each precision into its
+parts, each a separately jitted function of the same batch (median ms of
+`--repeats` x `--steps` calls): the encoder, the decoder (target embedding
+and the attention recurrence) and the output projection with the loss,
+forward only; the whole forward pass; forward and backward
+(`jax.value_and_grad`); and the whole Keras training step. Backward is
+forward-and-backward minus forward, the optimizer the step minus
+forward-and-backward.
 """
 
 import argparse
@@ -70,6 +79,72 @@ def build(preset, precision, args):
     return model, inputs, targets, model.count_params()
 
 
+def profile(model, inputs, targets, repeats, steps):
+    """Median ms of the parts of one training step (JAX backend)."""
+    import jax
+    import keras
+    import numpy as np
+
+    variables = model.trainable_variables + model.non_trainable_variables
+    trainable = len(model.trainable_variables)
+    # Copies: the Keras training step donates the variables' buffers.
+    values = [jax.numpy.array(v.value, copy=True) for v in variables]
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def stateless(function):  # the model's variables as arguments, not constants
+        def run(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return function(*args)
+        return jax.jit(run)
+
+    def decode(target_in, memory, memory_mask):
+        embedded = model.target_embedding(target_in)
+        return model.decoder(embedded, memory, memory_mask=memory_mask,
+                             inputs_mask=target_in != 0, training=True)
+
+    def project_and_loss(outputs):
+        return loss_fn(targets, keras.ops.cast(model.output_projection(outputs), "float32"))
+
+    def forward_loss(values_trainable, values_other):
+        return stateless(lambda: loss_fn(targets, model(inputs, training=True)))(
+            values_trainable + values_other)
+
+    memory, memory_mask = stateless(lambda s: model.encoder(s, training=True))(
+        values, inputs["source"])
+    outputs = stateless(decode)(values, inputs["target_in"], memory, memory_mask)
+    grad = jax.jit(jax.value_and_grad(forward_loss))
+    parts = {
+        "encoder": (stateless(lambda s: model.encoder(s, training=True)),
+                    (values, inputs["source"])),
+        "decoder (embedding + recurrence)": (stateless(decode),
+                                             (values, inputs["target_in"], memory, memory_mask)),
+        "projection + loss": (stateless(project_and_loss), (values, outputs)),
+        "forward": (stateless(lambda: loss_fn(targets, model(inputs, training=True))),
+                    (values,)),
+        "forward + backward": (grad, (values[:trainable], values[trainable:])),
+    }
+    times = {name: [] for name in [*parts, "training step"]}
+    for name, (function, args) in parts.items():
+        jax.block_until_ready(function(*args))  # compiles
+    model.train_on_batch(inputs, targets)
+    for _ in range(repeats):
+        for name, (function, args) in parts.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                result = function(*args)
+            jax.block_until_ready(result)
+            times[name].append((time.perf_counter() - start) / steps)
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = model.train_on_batch(inputs, targets)
+        float(loss)
+        times["training step"].append((time.perf_counter() - start) / steps)
+    ms = {name: 1000 * float(np.median(t)) for name, t in times.items()}
+    ms["backward"] = ms["forward + backward"] - ms["forward"]
+    ms["optimizer (step - forward - backward)"] = ms["training step"] - ms["forward + backward"]
+    return ms
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="main")
@@ -79,6 +154,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--precisions", default="float32,mixed_bfloat16")
+    parser.add_argument("--profile", action="store_true",
+                        help="also time the parts of a step (JAX backend)")
     args = parser.parse_args(argv)
 
     import keras
@@ -115,6 +192,23 @@ def main(argv=None):
         step = statistics.median(times[precision])
         print(f"| {precision} | {models[precision][3]:,} | {1000 * step:.1f} | "
               f"{tokens / step:.0f} | {base / step:.2f}x |")
+    if not args.profile:
+        return 0
+    if keras.backend.backend() != "jax":
+        print("--profile needs KERAS_BACKEND=jax")
+        return 2
+    parts = {}
+    for precision in precisions:
+        model, inputs, targets, _ = models[precision]
+        keras.config.set_dtype_policy(precision)
+        parts[precision] = profile(model, inputs, targets, args.repeats, args.steps)
+        keras.config.set_dtype_policy("float32")
+    print()
+    print("| part of a step, median ms | " + " | ".join(precisions) + " |")
+    print("|---" * (len(precisions) + 1) + "|")
+    for part in parts[precisions[0]]:
+        print(f"| {part} | " + " | ".join(f"{parts[p][part]:.1f}" for p in precisions) + " |")
+    return 0
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ def reference(model_dir, signature, values, input_name):
     """The in-process answer, one request: name -> nested lists (strings decoded)."""
     from keras_attention.serving.exported_model import ExportedModel
 
-    model = _models.setdefault(model_dir, ExportedModel(model_dir))
+    if model_dir not in _models:  # load once (setdefault would load on every call)
+        _models[model_dir] = ExportedModel(model_dir)
+    model = _models[model_dir]
     array = np.array([v if isinstance(v, bytes) else v.encode() for v in values], object)
     outputs = model.predict(signature, {input_name: array})
     return {name: _plain(value) for name, value in outputs.items()}

@@ -72,6 +72,7 @@ def main():
     if mode == "greedy":
         import tensorflow as tf
 
+        from training.core import backend_export
         from training.core.export import LoadedExport
         from training.core.text import END_ID, START_ID
 
@@ -86,7 +87,7 @@ def main():
         ids = keras.ops.convert_to_numpy(decoded.ids)
         ids_lengths = keras.ops.convert_to_numpy(decoded.lengths)
         out["jax_ids"] = [row[:n].tolist() for row, n in zip(ids, ids_lengths)]
-        exported = LoadedExport(train_lib.export_in_tensorflow(workdir, log=print))
+        exported = LoadedExport(backend_export.export_in_tensorflow("translation", workdir))
         answer = exported.greedy(tf.constant(SENTENCES))
         out["export_ids"] = [row[:n].tolist() for row, n in zip(
             answer["token_ids"].numpy(), answer["length"].numpy())]

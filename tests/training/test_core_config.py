@@ -142,3 +142,26 @@ def test_precision_choices():
     with pytest.raises(ConfigError, match="precision: must be one of float32, mixed_bfloat16, "
                                           "mixed_float16"):
         load("precision=float16")
+
+
+# ---------------------------------------------------------------- --export-only
+@pytest.mark.parametrize("task", ["translation", "captioning", "video"])
+def test_export_only_names_what_an_unfinished_workdir_lacks(task, tmp_path, capsys):
+    import importlib
+
+    from training.core import cli
+
+    main_module = importlib.import_module(f"training.{task}.__main__")
+    with pytest.raises(SystemExit) as exit_info:  # argparse: no config.json there
+        cli.main(main_module.TASK, ["--workdir", str(tmp_path), "--export-only"])
+    assert exit_info.value.code == 2
+    assert "config.json does not exist: not a workdir of a training run" in \
+        capsys.readouterr().err
+    # A workdir whose run wrote its config but never finished: no model.keras.
+    config = config_lib.load(main_module.TASK.config_class, main_module.TASK.presets, "tiny",
+                             None, [])
+    config_lib.save(config, str(tmp_path / "config.json"))
+    assert cli.main(main_module.TASK, ["--workdir", str(tmp_path), "--export-only"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {tmp_path} is not a finished workdir: no ")
+    assert "model.keras" in error and "(train it first)" in error

@@ -3,7 +3,9 @@ loopback (CPU, gloo collectives), each run in subprocesses
 (jax_training_script.py) bounded by timeouts.
 
 - A JAX-trained model exported by TensorFlow (`--export-only` in a
-  subprocess) gives the greedy token ids the JAX model gives in-process.
+  subprocess) gives the greedy token ids the JAX model gives in-process:
+  translation, and the whole job of image and video captioning
+  (jax_caption_script.py), evaluated on the export.
 - Two processes (`distribution=data_parallel`, batch split in halves) see
   the running losses of one process on the same global batches, within
   rtol 1e-4 (float32 sums in another order); only process 0 writes.
@@ -26,6 +28,8 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.jax]
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jax_training_script.py")
+CAPTION_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              "jax_caption_script.py")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SKIP_STATUS = 77
 LOSS_RTOL = 1e-4
@@ -62,8 +66,8 @@ def result_of(output):
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def run_single(mode, workdir, *overrides):
-    done = subprocess.run([sys.executable, SCRIPT, mode, str(workdir), *overrides], cwd=REPO,
+def run_single(mode, workdir, *overrides, script=SCRIPT):
+    done = subprocess.run([sys.executable, script, mode, str(workdir), *overrides], cwd=REPO,
                           env=jax_env(), capture_output=True, text=True, timeout=TIMEOUT)
     if done.returncode == SKIP_STATUS:
         pytest.skip(done.stdout.strip())
@@ -103,20 +107,30 @@ def finish(processes, timeout=TIMEOUT):
     return outputs
 
 
-def test_jax_trained_model_exported_by_tensorflow_translates_the_same(tmp_path):
-    out = run_single("greedy", tmp_path / "run")
+@pytest.mark.parametrize("task", ["captioning", "video"])
+def test_caption_tasks_train_on_jax_export_and_evaluate(task, tmp_path):
+    out = run_single(task, tmp_path / "run", script=CAPTION_SCRIPT)
+    assert out["backend"] == "jax"
     assert out["steps"] == 3
-    assert all(np.isfinite(out["losses"]))
-    # Greedy ids of the JAX model in its process, and of the TensorFlow export.
+    # The report scores the TensorFlow export of the JAX-trained weights.
+    assert {"greedy", "plots", "export", "parameters"} <= set(out["report_keys"])
+    assert {"model.keras", "report.json", "export", "plots"} <= set(out["workdir_files"])
     assert out["jax_ids"] == out["export_ids"]
-    assert any(out["jax_ids"])  # not all empty
-    export = tmp_path / "run" / "export" / "translator" / "1"
+    assert any(out["jax_ids"])
+
+
+def test_jax_translation_alone_exports_the_same_and_two_processes_match_it(tmp_path):
+    # One process: trains, and its TensorFlow export decodes what it decodes.
+    single = run_single("greedy", tmp_path / "single")
+    assert single["steps"] == 3
+    assert all(np.isfinite(single["losses"]))
+    assert single["jax_ids"] == single["export_ids"]
+    assert any(single["jax_ids"])  # not all empty
+    export = tmp_path / "single" / "export" / "translator" / "1"
     assert (export / "saved_model.pb").exists()
     assert (export / "assets.extra" / "metadata.json").exists()
 
-
-def test_two_processes_match_one_and_only_process_0_writes(tmp_path):
-    single = run_single("train", tmp_path / "single")
+    # Two processes on the same global batches: the same losses.
     workdirs = [tmp_path / "process0", tmp_path / "process1"]
     outputs = finish(start_cluster(workdirs))
     results = [result_of(output) for output in outputs]

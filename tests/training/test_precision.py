@@ -34,9 +34,10 @@ def trained(request, tmp_path_factory):
     precision = request.param
     config = tiny_config(precision=precision)
     workdir = str(tmp_path_factory.mktemp(f"precision_{precision}"))
+    logged = []
     try:
         result, source_vocabulary, target_vocabulary = train_lib.train(
-            config, workdir, log=lambda *a: None)
+            config, workdir, log=lambda *a: logged.append(" ".join(map(str, a))))
         model = result.model
         corpus = train_lib.load_corpus(config)
         translator = train_lib.make_translator(config, model, corpus, source_vocabulary,
@@ -50,7 +51,7 @@ def trained(request, tmp_path_factory):
             np.array([[8, 9, 3]], "int32"), logits)
         yield dict(precision=precision, config=config, result=result, model=model,
                    export_path=export_path, logits=logits, weights=weights, loss=loss,
-                   policy=keras.config.dtype_policy().name)
+                   policy=keras.config.dtype_policy().name, logged=logged)
     finally:
         keras.config.set_dtype_policy("float32")
 
@@ -110,3 +111,18 @@ def test_export_runs_and_keeps_float32_outputs(trained):
         assert text.shape[0] == len(SENTENCES)
         # The defined answer to an empty input: "" with no tokens.
         assert out["length"].numpy().reshape(len(SENTENCES), -1)[1].max() == 0
+
+
+def test_sixteen_bits_on_cpus_alone_come_with_a_note(trained):
+    """On CPUs alone the 16-bit precisions are told they are slower."""
+    from training.core import fitting
+
+    assert fitting.precision_warning("mixed_bfloat16", accelerator=True) is None
+    if fitting.has_accelerator():
+        pytest.skip("this machine has a GPU: no note is due")
+    notes = [line for line in trained["logged"] if line.startswith("note: precision=")]
+    if trained["precision"] == "float32":
+        assert notes == []
+    else:
+        assert len(notes) == 1 and f"precision={trained['precision']} on CPUs" in notes[0]
+        assert "README" in notes[0]

@@ -24,6 +24,12 @@ def run(config, workdir):
     return train_and_evaluate(config, workdir)
 
 
+def export(config, workdir):
+    from training.captioning.train import export_workdir
+
+    return export_workdir(config, workdir)
+
+
 def input_errors():
     from training.captioning.data import CaptionDataError
 
@@ -48,7 +54,7 @@ TASK = cli.Task(
     name="captioning", description=__doc__, config_class=CaptioningConfig, presets=PRESETS,
     default_preset="main", run=run, print_report=print_report,
     default_workdir=lambda config, preset: os.path.join("runs", f"captioning-{preset}"),
-    input_errors=input_errors,
+    input_errors=input_errors, export=export,
 )
 
 if __name__ == "__main__":

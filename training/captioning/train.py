@@ -44,6 +44,11 @@ def encode_examples(examples, vocabulary):
     return images, targets_in, targets_out
 
 
+def source_spec(config):
+    """The `tf.TensorSpec` of one training source: an RGB image."""
+    return tf.TensorSpec([config.image_size, config.image_size, 3], tf.uint8)
+
+
 def train(config, workdir, corpus=None, log=print, model_builder=build_model,
           optimizer_builder=fitting.default_optimizer, callbacks=()):
     """Trains (resuming at the step where a run stopped).
@@ -55,7 +60,7 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
     log(corpus.summary())
     return caption_training.fit_captioner(
         config, workdir, corpus, encode_examples=encode_examples,
-        source_spec=tf.TensorSpec([config.image_size, config.image_size, 3], tf.uint8),
+        source_spec=source_spec(config),
         build_model=lambda vocab_size: model_builder(config, vocab_size),
         log=log, optimizer_builder=optimizer_builder, callbacks=callbacks)
 
@@ -117,15 +122,29 @@ def localization(results, test, captioner):
 def train_and_evaluate(config, workdir, corpus=None, log=print):
     """The whole job: train (or resume), export, evaluate, report.
 
-    Returns the report dict, also written to `workdir/report.json`.
+    Returns the report dict, also written to `workdir/report.json` (None on
+    a data-parallel process other than 0).
     """
     started = time.monotonic()
     config_lib.check(config)
     corpus = corpus or load_corpus(config)
     return caption_training.train_export_evaluate(
         config, workdir, corpus, started, log, train,
-        make_exporter=lambda model, vocabulary: Captioner(
-            model, vocabulary, config.image_size, model.encoder.grid_shape(config.image_size),
-            config.max_caption_tokens, config.beam_width, config.length_penalty,
-            config.num_hypotheses),
-        evaluate=evaluate)
+        make_exporter=lambda model, vocabulary: make_captioner(config, model, vocabulary),
+        evaluate=evaluate, task_name="captioning")
+
+
+def make_captioner(config, model, vocabulary):
+    """The `Captioner` export module of a trained model."""
+    return Captioner(model, vocabulary, config.image_size,
+                     model.encoder.grid_shape(config.image_size), config.max_caption_tokens,
+                     config.beam_width, config.length_penalty, config.num_hypotheses)
+
+
+def export_workdir(config, workdir):
+    """`--export-only`: the finished workdir's model (trained on any backend)
+    exported by TensorFlow. Returns the exported version's path."""
+    return caption_training.export_workdir(
+        config, workdir, build_model=lambda vocab_size: build_model(config, vocab_size),
+        source_spec=source_spec(config),
+        make_exporter=lambda model, vocabulary: make_captioner(config, model, vocabulary))

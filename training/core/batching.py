@@ -78,13 +78,11 @@ def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_re
         dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
-    longest = None
-    if static_shapes:
-        lengths = [len(x) for part in examples for x in part if np.ndim(x) == 1]
-        longest = max(lengths, default=1)
     if bucket_boundaries:
         boundaries = list(bucket_boundaries)
         if static_shapes:  # every length below the last boundary, padded to boundary - 1
+            longest = max((len(x) for part in examples for x in part if np.ndim(x) == 1),
+                          default=1)
             boundaries = [b for b in boundaries if b <= longest] + [longest + 1]
         dataset = dataset.bucket_by_sequence_length(
             length_fn,
@@ -94,8 +92,8 @@ def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_re
             pad_to_bucket_boundary=bool(static_shapes),
         )
     elif static_shapes:
-        padded = tuple(tf.TensorShape([longest if d is None else d for d in spec.shape])
-                       for spec in (source_spec, target_spec, target_spec))
+        padded = tuple(largest_shapes(part, spec) for part, spec in
+                       zip(examples, (source_spec, target_spec, target_spec)))
         dataset = dataset.padded_batch(batch_size, padded_shapes=padded,
                                        drop_remainder=drop_remainder)
     else:
@@ -109,3 +107,20 @@ def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_re
         batches = sum(1 for _ in dataset)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def largest_shapes(values, spec):
+    """The padded shape(s) that fit every one of `values`: `spec`'s shape (a
+    nest of `tf.TensorSpec`s, `values` a list of matching nests of arrays),
+    each unknown dimension the largest of the values' along it (1 for none).
+    """
+    specs = tf.nest.flatten(spec)
+    leaves = [tf.nest.flatten(value) for value in values]
+    shapes = []
+    for index, leaf_spec in enumerate(specs):
+        dims = leaf_spec.shape.as_list()
+        for axis, dim in enumerate(dims):
+            if dim is None:
+                dims[axis] = max((np.shape(leaf[index])[axis] for leaf in leaves), default=1)
+        shapes.append(tf.TensorShape(dims))
+    return tf.nest.pack_sequence_as(spec, shapes)

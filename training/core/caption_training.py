@@ -3,7 +3,9 @@ vocabulary, encoded examples, and `fitting.fit` on batches of them."""
 
 import os
 
-from training.core import batching, fitting
+import keras
+
+from training.core import backend_export, batching, fitting
 from training.core import evaluation as core_evaluation
 from training.core.text import load_or_build_vocabulary
 
@@ -49,26 +51,62 @@ def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_m
 
 
 def train_export_evaluate(config, workdir, corpus, started, log, train, make_exporter, evaluate,
-                          **report_fields):
+                          task_name, **report_fields):
     """A captioning task's whole job once its corpus is loaded: train (or
     resume), export, save `model.keras`, evaluate, write the report.
+
+    On the TensorFlow backend the model is exported in-process; on another
+    (JAX), process 0 exports it in a TensorFlow subprocess and evaluates
+    that export, and the other processes of a data-parallel cluster stop
+    after training (`backend_export.export_after_training`).
 
     Args:
         train: `(config, workdir, corpus, log) -> (fit_result, vocabulary)`.
         make_exporter: `(model, vocabulary) -> SequenceExporter`.
-        evaluate: `(config, exporter, corpus, workdir, log) -> report dict`.
+        evaluate: `(config, exporter, corpus, workdir, log) -> report dict`;
+            `exporter` is the exporter or the loaded export.
+        task_name: The package under `training` (for `--export-only`).
         started: `time.monotonic()` when the job started.
         report_fields: more fields of the report.
 
-    Returns the report dict, also written to `workdir/report.json`.
+    Returns the report dict, also written to `workdir/report.json` (None on
+    a data-parallel process other than 0).
     """
     fit_result, vocabulary = train(config, workdir, corpus, log)
     model = fit_result.model
-    exporter = make_exporter(model, vocabulary)
-    export_path = exporter.save(os.path.join(workdir, "export"), config.export_name,
-                                config.export_version)
-    model.save(os.path.join(workdir, "model.keras"))
+    if keras.backend.backend() != "tensorflow":
+        export_path, exporter = backend_export.export_after_training(
+            task_name, model, fit_result.steps, workdir, log)
+        if export_path is None:  # a data-parallel process other than 0
+            return None
+    else:
+        exporter = make_exporter(model, vocabulary)
+        export_path = exporter.save(os.path.join(workdir, "export"), config.export_name,
+                                    config.export_version)
+        model.save(os.path.join(workdir, "model.keras"))
     report = evaluate(config, exporter, corpus, workdir, log)
     return core_evaluation.finish_report(report, fit_result, export_path, workdir, config,
                                          started, parameters=int(model.count_params()),
                                          **report_fields)
+
+
+def export_workdir(config, workdir, build_model, source_spec, make_exporter):
+    """`--export-only` of a captioning task: the model of a finished
+    workdir (trained on any backend) rebuilt with its vocabulary and
+    exported to `workdir/export/<export_name>/<export_version>`.
+
+    Args:
+        build_model: `vocab_size -> keras.Model`.
+        source_spec: The `tf.TensorSpec` (or nest of them) of one source.
+        make_exporter: `(model, vocabulary) -> SequenceExporter`.
+
+    Returns the exported version's path.
+    """
+    backend_export.check_finished(workdir, ["vocabulary.json"])
+    vocabulary = load_or_build_vocabulary(
+        os.path.join(workdir, "vocabulary.json"), [], config.vocab_size,
+        config.max_caption_tokens, config.min_word_count, name="vocabulary")
+    model = backend_export.rebuild_model(config, workdir, lambda: build_model(vocabulary.size),
+                                         source_spec)
+    return make_exporter(model, vocabulary).save(
+        os.path.join(workdir, "export"), config.export_name, config.export_version)

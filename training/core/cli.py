@@ -134,9 +134,11 @@ def _export_only(task, parser, args):
                                  [*args.set, "distribution=none"])
     except config_lib.ConfigError as error:
         parser.error(str(error))
+    from training.core.backend_export import UnfinishedWorkdir
+
     try:
         path = task.export(config, args.workdir)
-    except task.input_errors() as error:
+    except (UnfinishedWorkdir, *task.input_errors()) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(path)

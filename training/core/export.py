@@ -378,23 +378,32 @@ def without_cudnn(model):
 
 class LoadedExport:
     """An exported version loaded back with `tf.saved_model.load`: `greedy`
-    and `beam` take the input tensor and return the output dict, as the
-    exporter's functions do, so the evaluation runs on either. (A model
-    trained on the JAX backend is evaluated through its export.)"""
+    and `beam` take the input tensors (positionally, in the exporter's
+    order) and return the output dict, as the exporter's functions do, so the
+    evaluation runs on either. (A model trained on the JAX backend is
+    evaluated through its export.) The task's facts of metadata.json
+    (`grid_shape`, `image_size`, `frame_size` ...) are attributes too."""
 
     def __init__(self, version_dir):
         self.version_dir = version_dir
         self.loaded = tf.saved_model.load(version_dir)
-        metadata = read_metadata(version_dir)
-        signatures = metadata["signatures"]
+        self.metadata = read_metadata(version_dir)
+        signatures = self.metadata["signatures"]
         self.beam_width = signatures[BEAM_SIGNATURE]["beam_width"]
-        self.greedy = self._call(GREEDY_SIGNATURE, signatures)
-        self.beam = self._call(BEAM_SIGNATURE, signatures)
+        self.greedy = self._call(GREEDY_SIGNATURE)
+        self.beam = self._call(BEAM_SIGNATURE)
 
-    def _call(self, key, signatures):
+    def __getattr__(self, name):
+        metadata = self.__dict__.get("metadata", {})
+        if name in metadata:
+            return metadata[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def _call(self, key):
         function = self.loaded.signatures[key]
-        (input_name,) = signatures[key]["inputs"]
-        return lambda inputs: function(**{input_name: inputs})
+        # The signature's parameters in the exported function's order.
+        names = list(function.function_type.parameters)
+        return lambda *inputs: function(**dict(zip(names, inputs, strict=True)))
 
 
 def read_metadata(version_dir):

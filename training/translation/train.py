@@ -1,17 +1,14 @@
 """Train, evaluate and export a translation model: `train_and_evaluate`."""
 
 import os
-import subprocess
-import sys
 import time
 
 import keras
 
+from training.core import backend_export
 from training.core import config as config_lib
-from training.core import distribution
 from training.core import evaluation as core_evaluation
 from training.core import fitting
-from training.core.export import LoadedExport
 from training.core.recasing import Recaser
 from training.core.text import load_or_build_vocabulary
 from training.translation import data as data_lib
@@ -154,16 +151,10 @@ def train_and_evaluate(config, workdir, corpus=None, log=print):
     fit_result, source_vocabulary, target_vocabulary = train(config, workdir, corpus, log)
     model = fit_result.model
     if keras.backend.backend() != "tensorflow":
-        if distribution.is_chief():
-            with distribution.local_only():
-                model.save(os.path.join(workdir, "model.keras"))
-        distribution.finish()
-        if not distribution.is_chief():
-            log(f"process {distribution.process_id()}: trained {fit_result.steps} steps; "
-                f"process 0 exports and evaluates")
+        export_path, translator = backend_export.export_after_training(
+            "translation", model, fit_result.steps, workdir, log)
+        if export_path is None:  # a data-parallel process other than 0
             return None
-        export_path = export_in_tensorflow(workdir, log)
-        translator = LoadedExport(export_path)
     else:
         translator = make_translator(config, model, corpus, source_vocabulary,
                                      target_vocabulary)
@@ -183,41 +174,19 @@ def make_translator(config, model, corpus, source_vocabulary, target_vocabulary)
                       config.no_repeat_ngram_size, recaser)
 
 
-def export_in_tensorflow(workdir, log=print, timeout=1800):
-    """Runs `python -m training.translation --workdir W --export-only` with
-    KERAS_BACKEND=tensorflow: the SavedModel stays TensorFlow's, stock ops.
-    Returns the exported version's path."""
-    env = dict(os.environ, KERAS_BACKEND="tensorflow")
-    for name in distribution.CLUSTER_VARIABLES:
-        env.pop(name, None)
-    log("exporting the trained model with TensorFlow (a subprocess)")
-    done = subprocess.run(
-        [sys.executable, "-m", "training.translation", "--workdir", workdir, "--export-only"],
-        env=env, capture_output=True, text=True, timeout=timeout)
-    if done.returncode != 0:
-        raise RuntimeError(f"the TensorFlow export failed (exit {done.returncode}):\n"
-                           f"{(done.stdout + done.stderr)[-4000:]}")
-    return done.stdout.strip().splitlines()[-1]
-
-
 def export_workdir(config, workdir, log=print):
     """Exports a finished workdir: the model rebuilt from `config`, its
     vocabularies and `model.keras` weights (written by any backend), saved
     as `workdir/export/<export_name>/<export_version>`. Returns its path."""
-    weights = os.path.join(workdir, "model.keras")
-    missing = [path for path in (weights, *(os.path.join(workdir, f"vocabulary.{side}.json")
-                                            for side in ("source", "target")))
-               if not os.path.exists(path)]
-    if missing:
-        raise data_lib.CorpusError(f"{workdir} is not a finished workdir: no "
-                                   f"{', '.join(missing)}")
+    import tensorflow as tf
+
+    needed = [f"vocabulary.{side}.json" for side in ("source", "target")]
+    backend_export.check_finished(workdir, needed)
     corpus = load_corpus(config)
     source_vocabulary, target_vocabulary = vocabularies(config, corpus, workdir)
-    fitting.apply_precision(config)
-    model = build_model(config, source_vocabulary.size, target_vocabulary.size)
-    model({"source": keras.ops.ones((1, 2), "int32"),
-           "target_in": keras.ops.ones((1, 2), "int32")})  # builds every weight
-    model.load_weights(weights)
+    model = backend_export.rebuild_model(
+        config, workdir, lambda: build_model(config, source_vocabulary.size, target_vocabulary.size),
+        tf.TensorSpec([None], tf.int32))
     translator = make_translator(config, model, corpus, source_vocabulary, target_vocabulary)
     return translator.save(os.path.join(workdir, "export"), config.export_name,
                            config.export_version)

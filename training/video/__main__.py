@@ -27,6 +27,12 @@ def run(config, workdir):
     return train_and_evaluate(config, workdir)
 
 
+def export(config, workdir):
+    from training.video.train import export_workdir
+
+    return export_workdir(config, workdir)
+
+
 def input_errors():
     from training.video.data import VideoDataError
 
@@ -60,7 +66,7 @@ TASK = cli.Task(
     default_preset="main", run=run, print_report=print_report,
     default_workdir=lambda config, preset: os.path.join(
         "runs", f"video-{preset}" + ("" if config.model == "attention" else f"-{config.model}")),
-    input_errors=input_errors,
+    input_errors=input_errors, export=export,
 )
 
 if __name__ == "__main__":

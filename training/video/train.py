@@ -202,7 +202,8 @@ def localization(results, test):
 def train_and_evaluate(config, workdir, corpus=None, log=print):
     """The whole job: train (or resume), export, evaluate, report.
 
-    Returns the report dict, also written to `workdir/report.json`.
+    Returns the report dict, also written to `workdir/report.json` (None on
+    a data-parallel process other than 0).
     """
     started = time.monotonic()
     config_lib.check(config)
@@ -210,4 +211,16 @@ def train_and_evaluate(config, workdir, corpus=None, log=print):
     return caption_training.train_export_evaluate(
         config, workdir, corpus, started, log, train,
         make_exporter=lambda model, vocabulary: make_captioner(config, model, vocabulary),
-        evaluate=evaluate, model=config.model)
+        evaluate=evaluate, task_name="video", model=config.model)
+
+
+def export_workdir(config, workdir):
+    """`--export-only`: the finished workdir's model (trained on any backend)
+    exported by TensorFlow. Returns the exported version's path."""
+    # Features clips: their width D comes from the data (frames: none).
+    feature_dim = feature_dim_of(load_corpus(config)) if config.source == "features" else None
+    return caption_training.export_workdir(
+        config, workdir,
+        build_model=lambda vocab_size: build_model(config, vocab_size, feature_dim),
+        source_spec=source_spec(config, feature_dim),
+        make_exporter=lambda model, vocabulary: make_captioner(config, model, vocabulary))

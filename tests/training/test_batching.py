@@ -1,0 +1,68 @@
+"""The training pipelines' batches (`training.core.batching.make_dataset`):
+teacher-forcing targets, padding, and the fixed shapes JAX needs."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from training.core import batching
+from training.core.text import START_ID
+
+
+def clip_examples(lengths, frame_size=4):
+    """Video-like examples: `{"frames": [T, S, S, 3], "lengths": T}` sources."""
+    rng = np.random.default_rng(0)
+    sources, targets_in, targets_out = [], [], []
+    for index, length in enumerate(lengths):
+        frames = rng.integers(0, 255, (length, frame_size, frame_size, 3), dtype=np.uint8)
+        sources.append({"frames": frames, "lengths": np.int32(length)})
+        target = np.arange(1, 3 + index % 3, dtype=np.int32) + 3
+        targets_out.append(target)
+        targets_in.append(batching.shift_right(target))
+    return sources, targets_in, targets_out
+
+
+CLIP_SPEC = {"frames": tf.TensorSpec([None, 4, 4, 3], tf.uint8),
+             "lengths": tf.TensorSpec([], tf.int32)}
+
+
+def test_shift_right_starts_with_start_and_drops_the_last_label():
+    np.testing.assert_array_equal(batching.shift_right(np.array([7, 8, 2])), [START_ID, 7, 8])
+
+
+def test_largest_shapes_of_a_nest_take_each_unknown_dimension_at_its_largest():
+    sources, targets_in, _ = clip_examples([3, 5, 2])
+    shapes = batching.largest_shapes(sources, CLIP_SPEC)
+    assert shapes["frames"].as_list() == [5, 4, 4, 3]
+    assert shapes["lengths"].as_list() == []
+    assert batching.largest_shapes(targets_in, tf.TensorSpec([None], tf.int32)).as_list() == [4]
+    assert batching.largest_shapes([], tf.TensorSpec([None], tf.int32)).as_list() == [1]
+
+
+def test_static_shapes_pad_every_batch_of_nested_sources_to_one_shape():
+    examples = clip_examples([3, 5, 2, 4, 1])
+    dataset = batching.make_dataset(examples, 2, shuffle=False, source_spec=CLIP_SPEC,
+                                    static_shapes=True)
+    batches = list(dataset)
+    assert len(batches) == 3  # the last one partial
+    for inputs, target_out in batches[:2]:
+        assert inputs["source"]["frames"].shape == (2, 5, 4, 4, 3)
+        assert inputs["target_in"].shape == (2, 4) and target_out.shape == (2, 4)
+    # The values survive the padding: the first clip's frames, then zeros.
+    first = batches[0][0]["source"]
+    np.testing.assert_array_equal(first["frames"][0, :3], examples[0][0]["frames"])
+    assert not first["frames"][0, 3:].numpy().any()
+    np.testing.assert_array_equal(first["lengths"], [3, 5])
+
+
+def test_without_static_shapes_batches_pad_to_their_own_longest():
+    dataset = batching.make_dataset(clip_examples([3, 2, 5, 1]), 2, shuffle=False,
+                                    source_spec=CLIP_SPEC, static_shapes=False)
+    assert [inputs["source"]["frames"].shape[1] for inputs, _ in dataset] == [3, 5]
+
+
+def test_examples_of_unequal_counts_are_refused():
+    sources, targets_in, targets_out = clip_examples([3, 2])
+    with pytest.raises(ValueError, match="three lists of one length, received 2, 2, 1"):
+        batching.make_dataset((sources, targets_in, targets_out[:1]), 2, shuffle=False,
+                              source_spec=CLIP_SPEC)
