@@ -1,6 +1,6 @@
 """Training speed by precision and backend, and where a training step's time goes.
 
-    python -m benchmarks.bench_precision                    # main preset, 30 timed steps
+    python -m benchmarks.bench_precision                    # main preset, 40 timed steps
     python -m benchmarks.bench_precision --bleu --seconds 390
     python -m benchmarks.bench_precision --quick            # smoke: tiny preset, 3 steps
 
@@ -9,7 +9,9 @@ subprocess (the backend is fixed when Keras is imported), trains the
 translation model of `--preset` on the bundled corpus through the training
 pipeline (`training.translation.train.train`), and reports target tokens
 (non-padding labels) per second over the timed steps, after `--warmup`
-steps (compilation, tracing) that are not counted. With `--bleu`, each row
+steps (compilation, tracing) that are not counted; a timed step whose batch
+shape (length bucket) no earlier step had is not counted either (JAX
+compiles anew for it), on every backend alike. With `--bleu`, each row
 instead trains for `--seconds` of wall-clock time (the preset's
 `max_train_seconds`) and reports greedy test BLEU: quality at equal
 training time.
@@ -98,10 +100,21 @@ def child(args):
                                                target_vocabulary), config.max_train_tokens)
         stream = make_dataset(encoded, config.batch_size, shuffle=True, seed=config.seed,
                               repeat=True)
-        tokens = [int(np.sum(y.numpy() != 0)) for _, y in stream.take(result.steps)]
-        timed = slice(args.warmup, None)
-        out["tokens_per_second"] = sum(tokens[timed]) / sum(clock.times[timed])
-        out["ms_per_step"] = 1000 * float(np.median(clock.times[timed]))
+        batches = [y.numpy() for _, y in stream.take(result.steps)]
+        tokens = [int(np.sum(y != 0)) for y in batches]
+        # JAX compiles a step for each new batch shape (length bucket): a
+        # timed step whose shape came first is left out, on every backend.
+        seen, steady = set(), []
+        for step, y in enumerate(batches):
+            if step >= args.warmup and y.shape in seen:
+                steady.append(step)
+            seen.add(y.shape)
+        steady = steady or list(range(args.warmup, len(batches)))  # --quick: too few steps
+        out["tokens_per_second"] = (sum(tokens[i] for i in steady)
+                                    / sum(clock.times[i] for i in steady))
+        out["ms_per_step"] = 1000 * float(np.median([clock.times[i] for i in steady]))
+        out["timed_steps"] = len(steady)
+        out["batch_shapes"] = len(seen)
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -161,8 +174,8 @@ def profile(args):
 
         parts = {"encoder": encoder, "decoder recurrence": decoder,
                  "projection + loss": projection_and_loss, "whole step": train_step}
-        times = time_interleaved(list(parts.values()), repeats=args.profile_repeats, warmup=1)
-        ms = {name: median_ms(t) for name, t in zip(parts, times)}
+        times = time_interleaved(parts, repeats=args.profile_repeats, warmup=1)
+        ms = {name: median_ms(times[name]) for name in parts}
         ms["backward + optimizer"] = ms["whole step"] - sum(
             ms[k] for k in ("encoder", "decoder recurrence", "projection + loss"))
         rows.append((precision, ms))
@@ -174,7 +187,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="main")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per row")
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per row")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--bleu", action="store_true", help="BLEU at equal training time")
     parser.add_argument("--seconds", type=float, default=390.0)
@@ -203,6 +216,9 @@ def main():
                                        if args.bleu else
                                        f"{args.steps} timed steps after {args.warmup}"))
     backends = args.backends.split(",")
+    headers = ["backend", "precision", "steps"] + (
+        ["train s", "greedy BLEU"] if args.bleu else
+        ["batch shapes", "median ms/step", "target tokens/s"])
     rows = []
     passed = [a for a in sys.argv[1:]]
     for backend, precision in ROWS:
@@ -216,17 +232,16 @@ def main():
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if done.returncode or not lines:
             rows.append([backend, precision, "failed: " + (done.stderr.strip().splitlines()
-                                                           or ["?"])[-1][:80], "", ""])
+                                                           or ["?"])[-1][:80]]
+                        + [""] * (len(headers) - 3))
             continue
         result = json.loads(lines[-1][len("RESULT "):])
         if args.bleu:
             rows.append([backend, precision, result["steps"], result["train_seconds"],
                          result["bleu"]])
         else:
-            rows.append([backend, precision, result["steps"],
+            rows.append([backend, precision, result["timed_steps"], result["batch_shapes"],
                          f"{result['ms_per_step']:.0f}", f"{result['tokens_per_second']:.0f}"])
-    headers = ["backend", "precision", "steps"] + (
-        ["train s", "greedy BLEU"] if args.bleu else ["ms/step", "target tokens/s"])
     print(markdown_table(headers, rows))
 
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")

@@ -66,3 +66,26 @@ def test_examples_of_unequal_counts_are_refused():
     with pytest.raises(ValueError, match="three lists of one length, received 2, 2, 1"):
         batching.make_dataset((sources, targets_in, targets_out[:1]), 2, shuffle=False,
                               source_spec=CLIP_SPEC)
+
+
+@pytest.mark.parametrize("process", [0, 1])
+def test_each_process_of_two_takes_its_half_of_nested_batches(process, monkeypatch):
+    """`distribution.local_rows` on a video task's batches (dict sources):
+    process i of 2 keeps rows [i*B/2, (i+1)*B/2) of every leaf, and the
+    dataset keeps its declared number of batches."""
+    from training.core import distribution
+
+    examples = clip_examples([3, 5, 2, 4, 1, 6, 2, 3])
+    dataset = batching.make_dataset(examples, 4, shuffle=False, source_spec=CLIP_SPEC,
+                                    static_shapes=True)
+    monkeypatch.setattr(distribution, "_STATE",
+                        {"active": True, "process_id": process, "num_processes": 2})
+    local = distribution.local_rows(dataset)
+    assert local.cardinality().numpy() == dataset.cardinality().numpy() == 2
+    for (whole, whole_y), (mine, mine_y) in zip(dataset, local):
+        rows = slice(2 * process, 2 * process + 2)
+        np.testing.assert_array_equal(mine["source"]["frames"], whole["source"]["frames"][rows])
+        np.testing.assert_array_equal(mine["source"]["lengths"],
+                                      whole["source"]["lengths"][rows])
+        np.testing.assert_array_equal(mine["target_in"], whole["target_in"][rows])
+        np.testing.assert_array_equal(mine_y, whole_y[rows])
