@@ -12,6 +12,13 @@ MODE `greedy`: trains, saves model.keras, exports with TensorFlow in a
 subprocess (`--export-only`), and prints the greedy token ids of the JAX
 model in this process and of the export, for the same sentences.
 
+MODE `captioning` or `video`: runs the whole job of that task on its tiny
+preset, shortened: training on JAX, the export by TensorFlow in a
+subprocess, the evaluation on that export. Then rebuilds the trained model
+in this JAX process from the workdir (`backend_export.rebuild_model`) and
+prints the report's fields, and the greedy token ids of the JAX model and
+of the export for the same test inputs.
+
 Exit status 77: jax cannot be imported.
 """
 
@@ -30,11 +37,16 @@ except Exception as error:
     print(f"cannot import jax: {error!r}")
     sys.exit(77)
 
+import importlib  # noqa: E402
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 SENTENCES = ["In the beginning God created the heavens and the earth.", "Jesus wept.",
              "And God said, Let there be light."]
+EXAMPLES = 3  # test inputs the caption modes decode
+SHORT = {"captioning": ["train_scenes=64", "dev_scenes=16", "test_scenes=8"],
+         "video": ["train_clips=64", "dev_clips=16", "test_clips=8"]}
 
 
 class StepLosses(keras.callbacks.Callback):
@@ -59,6 +71,8 @@ def config_from(overrides):
 
 def main():
     mode, workdir, *overrides = sys.argv[1:]
+    if mode in SHORT:
+        return caption_job(mode, workdir, overrides)
     from training.translation import train as train_lib
 
     config = config_from(overrides)
@@ -92,6 +106,57 @@ def main():
         out["export_ids"] = [row[:n].tolist() for row, n in zip(
             answer["token_ids"].numpy(), answer["length"].numpy())]
         out["export_text"] = [t.decode("utf-8") for t in answer["text"].numpy()]
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+def caption_job(task, workdir, overrides):
+    """MODE `captioning` or `video`: the whole job, then JAX ids against the export's."""
+    import tensorflow as tf
+
+    from training.core import backend_export
+    from training.core import config as config_lib
+    from training.core.export import LoadedExport
+    from training.core.text import END_ID, START_ID
+
+    train_lib = importlib.import_module(f"training.{task}.train")
+    task_cli = importlib.import_module(f"training.{task}.__main__").TASK
+    config = config_lib.load(
+        task_cli.config_class, task_cli.presets, "tiny", None,
+        [*SHORT[task], "steps_per_epoch=3", "epochs=1", "checkpoint_steps=3",
+         "plot_examples=1", *overrides])
+    corpus = train_lib.load_corpus(config)
+    report = train_lib.train_and_evaluate(config, workdir, corpus,
+                                          log=lambda *a: print(*a, flush=True))
+
+    exported = LoadedExport(report["export"])
+    test = corpus.test[:EXAMPLES]
+    if task == "captioning":
+        images = np.stack([example.image for example in test])
+        source = images
+        answer = exported.greedy(tf.constant(train_lib.encode_png(images)))
+    else:  # frames
+        clips, lengths = train_lib.pad_clips([train_lib.clip_array(e) for e in test])
+        source = {config.source: clips, "lengths": lengths}
+        answer = exported.greedy(tf.constant(clips), tf.constant(lengths))
+    model = backend_export.rebuild_model(
+        config, workdir,
+        lambda: train_lib.build_model(config, exported.target_vocabulary_size),
+        train_lib.source_spec(config))
+    limit = exported.max_output_tokens + 1
+    decoded = model.generate(source, START_ID, END_ID, limit, method="greedy",
+                             max_lengths=np.full([len(test)], limit, "int32"),
+                             no_repeat_ngram_size=exported.no_repeat_ngram_size)
+    ids = keras.ops.convert_to_numpy(decoded.ids)
+    ids_lengths = keras.ops.convert_to_numpy(decoded.lengths)
+    out = {
+        "backend": keras.backend.backend(),
+        "steps": report["training"]["steps"],
+        "report_keys": sorted(report),
+        "jax_ids": [row[:n].tolist() for row, n in zip(ids, ids_lengths)],
+        "export_ids": [row[:n].tolist() for row, n in zip(
+            answer["token_ids"].numpy(), answer["length"].numpy())],
+        "workdir_files": sorted(os.listdir(workdir)),
+    }
     print("RESULT " + json.dumps(out), flush=True)
 
 

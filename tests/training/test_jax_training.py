@@ -5,7 +5,7 @@ loopback (CPU, gloo collectives), each run in subprocesses
 - A JAX-trained model exported by TensorFlow (`--export-only` in a
   subprocess) gives the greedy token ids the JAX model gives in-process:
   translation, and the whole job of image and video captioning
-  (jax_caption_script.py), evaluated on the export.
+  evaluated on the export.
 - Two processes (`distribution=data_parallel`, batch split in halves) see
   the running losses of one process on the same global batches, within
   rtol 1e-4 (float32 sums in another order); only process 0 writes.
@@ -28,8 +28,6 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.jax]
 
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jax_training_script.py")
-CAPTION_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                              "jax_caption_script.py")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SKIP_STATUS = 77
 LOSS_RTOL = 1e-4
@@ -66,8 +64,8 @@ def result_of(output):
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def run_single(mode, workdir, *overrides, script=SCRIPT):
-    done = subprocess.run([sys.executable, script, mode, str(workdir), *overrides], cwd=REPO,
+def run_single(mode, workdir, *overrides):
+    done = subprocess.run([sys.executable, SCRIPT, mode, str(workdir), *overrides], cwd=REPO,
                           env=jax_env(), capture_output=True, text=True, timeout=TIMEOUT)
     if done.returncode == SKIP_STATUS:
         pytest.skip(done.stdout.strip())
@@ -109,7 +107,7 @@ def finish(processes, timeout=TIMEOUT):
 
 @pytest.mark.parametrize("task", ["captioning", "video"])
 def test_caption_tasks_train_on_jax_export_and_evaluate(task, tmp_path):
-    out = run_single(task, tmp_path / "run", script=CAPTION_SCRIPT)
+    out = run_single(task, tmp_path / "run")
     assert out["backend"] == "jax"
     assert out["steps"] == 3
     # The report scores the TensorFlow export of the JAX-trained weights.
