@@ -105,23 +105,20 @@ def profile(model, inputs, targets, repeats, steps):
     def project_and_loss(outputs):
         return loss_fn(targets, keras.ops.cast(model.output_projection(outputs), "float32"))
 
-    def forward_loss(values_trainable, values_other):
-        return stateless(lambda: loss_fn(targets, model(inputs, training=True)))(
-            values_trainable + values_other)
-
-    memory, memory_mask = stateless(lambda s: model.encoder(s, training=True))(
-        values, inputs["source"])
-    outputs = stateless(decode)(values, inputs["target_in"], memory, memory_mask)
-    grad = jax.jit(jax.value_and_grad(forward_loss))
+    encoder = stateless(lambda source: model.encoder(source, training=True))
+    decoder = stateless(decode)
+    forward = stateless(lambda: loss_fn(targets, model(inputs, training=True)))
+    memory, memory_mask = encoder(values, inputs["source"])
+    outputs = decoder(values, inputs["target_in"], memory, memory_mask)
+    forward_and_backward = jax.jit(jax.value_and_grad(
+        lambda trainable_values, other_values: forward(trainable_values + other_values)))
     parts = {
-        "encoder": (stateless(lambda s: model.encoder(s, training=True)),
-                    (values, inputs["source"])),
-        "decoder (embedding + recurrence)": (stateless(decode),
-                                             (values, inputs["target_in"], memory, memory_mask)),
+        "encoder": (encoder, (values, inputs["source"])),
+        "decoder (embedding + recurrence)": (decoder, (values, inputs["target_in"], memory,
+                                                       memory_mask)),
         "projection + loss": (stateless(project_and_loss), (values, outputs)),
-        "forward": (stateless(lambda: loss_fn(targets, model(inputs, training=True))),
-                    (values,)),
-        "forward + backward": (grad, (values[:trainable], values[trainable:])),
+        "forward": (forward, (values,)),
+        "forward + backward": (forward_and_backward, (values[:trainable], values[trainable:])),
     }
     times = {name: [] for name in [*parts, "training step"]}
     for name, (function, args) in parts.items():

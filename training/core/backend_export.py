@@ -27,6 +27,26 @@ class UnfinishedWorkdir(ValueError):
     """`--export-only` was given a workdir without a trained model."""
 
 
+def export_trained(config, task_name, model, steps, workdir, make_exporter, log=print):
+    """Exports a just-trained model and saves `workdir/model.keras`.
+
+    On TensorFlow, `make_exporter()` (a `SequenceExporter` of `model`) is
+    saved in-process to `workdir/export/<export_name>/<export_version>`; on
+    another backend, `export_after_training` exports in TensorFlow.
+
+    Returns `(export_path, exporter)`, the exporter or the loaded export
+    (either evaluates); `(None, None)` on a data-parallel process other
+    than 0.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return export_after_training(task_name, model, steps, workdir, log)
+    exporter = make_exporter()
+    export_path = exporter.save(os.path.join(workdir, "export"), config.export_name,
+                                config.export_version)
+    model.save(os.path.join(workdir, "model.keras"))
+    return export_path, exporter
+
+
 def export_after_training(task_name, model, steps, workdir, log=print):
     """Ends a run on a backend other than TensorFlow: process 0 saves
     `workdir/model.keras`, the cluster (if any) ends, and process 0 exports

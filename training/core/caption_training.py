@@ -3,8 +3,6 @@ vocabulary, encoded examples, and `fitting.fit` on batches of them."""
 
 import os
 
-import keras
-
 from training.core import backend_export, batching, fitting
 from training.core import evaluation as core_evaluation
 from training.core.text import load_or_build_vocabulary
@@ -58,7 +56,7 @@ def train_export_evaluate(config, workdir, corpus, started, log, train, make_exp
     On the TensorFlow backend the model is exported in-process; on another
     (JAX), process 0 exports it in a TensorFlow subprocess and evaluates
     that export, and the other processes of a data-parallel cluster stop
-    after training (`backend_export.export_after_training`).
+    after training (`backend_export.export_trained`).
 
     Args:
         train: `(config, workdir, corpus, log) -> (fit_result, vocabulary)`.
@@ -74,16 +72,11 @@ def train_export_evaluate(config, workdir, corpus, started, log, train, make_exp
     """
     fit_result, vocabulary = train(config, workdir, corpus, log)
     model = fit_result.model
-    if keras.backend.backend() != "tensorflow":
-        export_path, exporter = backend_export.export_after_training(
-            task_name, model, fit_result.steps, workdir, log)
-        if export_path is None:  # a data-parallel process other than 0
-            return None
-    else:
-        exporter = make_exporter(model, vocabulary)
-        export_path = exporter.save(os.path.join(workdir, "export"), config.export_name,
-                                    config.export_version)
-        model.save(os.path.join(workdir, "model.keras"))
+    export_path, exporter = backend_export.export_trained(
+        config, task_name, model, fit_result.steps, workdir,
+        lambda: make_exporter(model, vocabulary), log)
+    if export_path is None:  # a data-parallel process other than 0
+        return None
     report = evaluate(config, exporter, corpus, workdir, log)
     return core_evaluation.finish_report(report, fit_result, export_path, workdir, config,
                                          started, parameters=int(model.count_params()),

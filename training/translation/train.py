@@ -150,17 +150,12 @@ def train_and_evaluate(config, workdir, corpus=None, log=print):
     corpus = corpus or load_corpus(config)
     fit_result, source_vocabulary, target_vocabulary = train(config, workdir, corpus, log)
     model = fit_result.model
-    if keras.backend.backend() != "tensorflow":
-        export_path, translator = backend_export.export_after_training(
-            "translation", model, fit_result.steps, workdir, log)
-        if export_path is None:  # a data-parallel process other than 0
-            return None
-    else:
-        translator = make_translator(config, model, corpus, source_vocabulary,
-                                     target_vocabulary)
-        export_path = translator.save(os.path.join(workdir, "export"), config.export_name,
-                                      config.export_version)
-        model.save(os.path.join(workdir, "model.keras"))
+    export_path, translator = backend_export.export_trained(
+        config, "translation", model, fit_result.steps, workdir,
+        lambda: make_translator(config, model, corpus, source_vocabulary, target_vocabulary),
+        log)
+    if export_path is None:  # a data-parallel process other than 0
+        return None
     report = evaluate(config, translator, corpus, workdir, log)
     return core_evaluation.finish_report(report, fit_result, export_path, workdir, config,
                                          started)
