@@ -1,7 +1,7 @@
 """Training speed by precision and backend, and where a training step's time goes.
 
     python -m benchmarks.bench_precision                    # main preset, 40 timed steps
-    python -m benchmarks.bench_precision --bleu --seconds 390
+    python -m benchmarks.bench_precision --bleu --seeds 1,2,3   # equal time, 390 s a run
     python -m benchmarks.bench_precision --quick            # smoke: tiny preset, 3 steps
 
 Rows: {tensorflow, jax} x {float32, mixed_bfloat16}. Each row runs in a
@@ -13,8 +13,12 @@ steps (compilation, tracing) that are not counted; a timed step whose batch
 shape (length bucket) no earlier step had is not counted either (JAX
 compiles anew for it), on every backend alike. With `--bleu`, each row
 instead trains for `--seconds` of wall-clock time (the preset's
-`max_train_seconds`) and reports greedy test BLEU: quality at equal
-training time.
+`max_train_seconds`) and reports the target tokens it trained per second of
+that time (compilation included) and greedy test BLEU: quality at equal
+training time, for each of `--seeds` (initialisation and batch order), with
+the mean ± sd over seeds. Each finished run is appended to `--results`
+(JSON lines) as it ends; a rerun with the same preset and seconds reuses the
+runs found there, so an interrupted benchmark loses at most one run.
 
 Then a profile of one training step (TensorFlow backend, float32 and
 mixed_bfloat16): the median time of the encoder forward, the decoder
@@ -27,6 +31,7 @@ minus the forward parts.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +51,8 @@ def child(args):
     from training.translation.config import PRESETS, TranslationConfig
 
     overrides = [f"precision={args.precision}", "early_stopping_patience=0"]
+    if args.seed is not None:
+        overrides += [f"seed={args.seed}"]
     if args.bleu:
         overrides += [f"max_train_seconds={args.seconds}"]
     else:
@@ -71,8 +78,18 @@ def child(args):
     result, source_vocabulary, target_vocabulary = train_lib.train(
         config, workdir, corpus, log=lambda *a: None, callbacks=[clock])
     out = {"backend": keras.backend.backend(), "precision": args.precision,
-           "steps": result.steps}
+           "steps": result.steps, "seed": config.seed}
+    # Target tokens of the batches trained: the same stream the run read.
+    from training.translation.pipeline import drop_long_pairs, encode_pairs, make_dataset
+
+    encoded = drop_long_pairs(encode_pairs(corpus.train, source_vocabulary,
+                                           target_vocabulary), config.max_train_tokens)
+    stream = make_dataset(encoded, config.batch_size, shuffle=True, seed=config.seed,
+                          repeat=True)
+    batches = [y.numpy() for _, y in stream.take(result.steps)]
+    tokens = [int(np.sum(y != 0)) for y in batches]
     if args.bleu:
+        out["tokens_per_second"] = sum(tokens) / result.train_seconds
         from training.core import evaluation as core_evaluation
 
         out["train_seconds"] = result.train_seconds
@@ -93,15 +110,6 @@ def child(args):
                                             [t for _, t in test])
         out["bleu"] = scores["bleu"]
     else:
-        # Target tokens of the timed batches: the same stream the run read.
-        from training.translation.pipeline import drop_long_pairs, encode_pairs, make_dataset
-
-        encoded = drop_long_pairs(encode_pairs(corpus.train, source_vocabulary,
-                                               target_vocabulary), config.max_train_tokens)
-        stream = make_dataset(encoded, config.batch_size, shuffle=True, seed=config.seed,
-                              repeat=True)
-        batches = [y.numpy() for _, y in stream.take(result.steps)]
-        tokens = [int(np.sum(y != 0)) for y in batches]
         # JAX compiles a step for each new batch shape (length bucket): a
         # timed step whose shape came first is left out, on every backend.
         seen, steady = set(), []
@@ -183,6 +191,66 @@ def profile(args):
     return rows
 
 
+def run_child(args, backend, precision, seed):
+    """One row (and seed) in a subprocess: its RESULT dict, or an error line."""
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    if backend == "jax":
+        env.setdefault("JAX_PLATFORMS", "cpu")
+    command = [sys.executable, "-m", "benchmarks.bench_precision", "--preset", args.preset,
+               "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--seconds", str(args.seconds), "--child", precision]
+    command += ["--bleu"] * args.bleu + (["--seed", str(seed)] if seed is not None else [])
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        return "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1][:80]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def bleu_table(args, rows):
+    """BLEU at equal time, each row over the seeds; runs kept in --results."""
+    from benchmarks.common import markdown_table, spread
+
+    key = {"preset": args.preset, "seconds": args.seconds}
+    kept = []
+    if os.path.exists(args.results):
+        with open(args.results) as f:
+            kept = [json.loads(line) for line in f if line.strip()]
+    runs = {}
+    for seed in args.seeds:  # seed by seed: every row sees the same machine drift
+        for backend, precision in rows:
+            found = [r for r in kept if r.get("key") == key and r["backend"] == backend
+                     and r["precision"] == precision and r["seed"] == seed]
+            result = found[-1] if found else run_child(args, backend, precision, seed)
+            if isinstance(result, str):
+                print(f"{backend} {precision} seed {seed}: {result}", flush=True)
+                continue
+            if not found:
+                with open(args.results, "a") as f:
+                    f.write(json.dumps(dict(result, key=key)) + "\n")
+            print(f"{backend} {precision} seed {seed}: {result['steps']} steps, "
+                  f"{result['tokens_per_second']:.0f} tokens/s, BLEU {result['bleu']:.2f}"
+                  + (" (kept)" if found else ""), flush=True)
+            runs.setdefault((backend, precision), []).append(result)
+    def mean(results, field):
+        return statistics.fmean(r[field] for r in results)
+
+    base = runs.get(("tensorflow", "float32"))
+    table = []
+    for (backend, precision), results in runs.items():
+        table.append([
+            backend, precision, len(results), spread([r["steps"] for r in results], 0),
+            spread([r["tokens_per_second"] for r in results], 0),
+            f"{mean(results, 'tokens_per_second') / mean(base, 'tokens_per_second'):.2f}x"
+            if base else "",
+            spread([r["bleu"] for r in results], 2, with_range=True),
+            f"{mean(results, 'bleu') - mean(base, 'bleu'):+.2f}" if base else ""])
+    print(f"\nmean ± sd over seeds, {args.seconds:.0f} s of training a run:")
+    print(markdown_table(["backend", "precision", "seeds", "steps", "target tokens/s",
+                          "vs TF float32", "greedy BLEU [min..max]", "BLEU vs TF float32"],
+                         table))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -191,11 +259,17 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--bleu", action="store_true", help="BLEU at equal training time")
     parser.add_argument("--seconds", type=float, default=390.0)
+    parser.add_argument("--seeds", default="",
+                        help="with --bleu: comma-separated seeds (default: the preset's)")
+    parser.add_argument("--results", default="bench_precision_runs.jsonl",
+                        help="with --bleu: finished runs, appended and reused")
     parser.add_argument("--profile-repeats", type=int, default=10)
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: tiny preset, 2 + 1 steps, 2 profile repeats")
     parser.add_argument("--backends", default="tensorflow,jax")
+    parser.add_argument("--precisions", default="float32,mixed_bfloat16")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # precision of a child row
+    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)  # a child's seed
     parser.add_argument("--profile-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -215,38 +289,29 @@ def main():
     print(f"preset {args.preset}; " + (f"BLEU after {args.seconds:.0f} s of training"
                                        if args.bleu else
                                        f"{args.steps} timed steps after {args.warmup}"))
-    backends = args.backends.split(",")
-    headers = ["backend", "precision", "steps"] + (
-        ["train s", "greedy BLEU"] if args.bleu else
-        ["batch shapes", "median ms/step", "target tokens/s"])
-    rows = []
-    passed = [a for a in sys.argv[1:]]
-    for backend, precision in ROWS:
-        if backend not in backends:
+    backends, precisions = args.backends.split(","), args.precisions.split(",")
+    rows = [(b, p) for b, p in ROWS if b in backends and p in precisions]
+    if args.bleu:
+        args.seeds = [int(s) for s in args.seeds.split(",") if s] or [None]
+        return bleu_table(args, rows)
+
+    headers = ["backend", "precision", "steps", "batch shapes", "median ms/step",
+               "target tokens/s"]
+    table = []
+    for backend, precision in rows:
+        result = run_child(args, backend, precision, None)
+        if isinstance(result, str):
+            table.append([backend, precision, result] + [""] * (len(headers) - 3))
             continue
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-        if backend == "jax":
-            env.setdefault("JAX_PLATFORMS", "cpu")
-        done = subprocess.run([sys.executable, "-m", "benchmarks.bench_precision", *passed,
-                               "--child", precision], env=env, capture_output=True, text=True)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if done.returncode or not lines:
-            rows.append([backend, precision, "failed: " + (done.stderr.strip().splitlines()
-                                                           or ["?"])[-1][:80]]
-                        + [""] * (len(headers) - 3))
-            continue
-        result = json.loads(lines[-1][len("RESULT "):])
-        if args.bleu:
-            rows.append([backend, precision, result["steps"], result["train_seconds"],
-                         result["bleu"]])
-        else:
-            rows.append([backend, precision, result["timed_steps"], result["batch_shapes"],
-                         f"{result['ms_per_step']:.0f}", f"{result['tokens_per_second']:.0f}"])
-    print(markdown_table(headers, rows))
+        table.append([backend, precision, result["timed_steps"], result["batch_shapes"],
+                      f"{result['ms_per_step']:.0f}", f"{result['tokens_per_second']:.0f}"])
+    print(markdown_table(headers, table))
 
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
-    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_precision", *passed,
-                           "--profile-only"], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.bench_precision",
+                           "--preset", args.preset, "--profile-repeats",
+                           str(args.profile_repeats), "--profile-only"],
+                          env=env, capture_output=True, text=True)
     profiles = [json.loads(line[len("PROFILE "):]) for line in done.stdout.splitlines()
                 if line.startswith("PROFILE ")]
     if not profiles:

@@ -9,8 +9,10 @@ environment variables (backend, thread counts) before importing it.
   processes, frequency scaling) hits every candidate alike.
 - `median_ms(times)`: median of a list of seconds, in milliseconds.
 - `markdown_table(headers, rows)`: a GitHub-flavoured markdown table.
+- `spread(values, digits, with_range)`: `mean ± sd` of a metric over seeds.
 """
 
+import math
 import os
 import platform
 import statistics
@@ -112,6 +114,20 @@ def time_interleaved(candidates, repeats, warmup, sync=None):
 def median_ms(times):
     """Median of durations in seconds, in milliseconds."""
     return 1000.0 * statistics.median(times)
+
+
+def spread(values, digits=2, with_range=False):
+    """`mean ± sd` (sample sd; 0 for one value) of the finite values, with
+    `[min..max]` if `with_range`; "n/a" if none is finite (a metric a run
+    could not score, such as localization without event words)."""
+    values = [float(v) for v in values if math.isfinite(v)]
+    if not values:
+        return "n/a"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    text = f"{statistics.fmean(values):.{digits}f} ± {sd:.{digits}f}"
+    if with_range:
+        text += f" [{min(values):.{digits}f}..{max(values):.{digits}f}]"
+    return text
 
 
 def markdown_table(headers, rows):
