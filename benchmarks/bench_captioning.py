@@ -19,7 +19,6 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -27,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.common import describe_machine, markdown_table, median_ms, time_interleaved  # noqa: E402,E501
+from benchmarks.common import (  # noqa: E402
+    describe_machine, markdown_table, median_ms, spread, time_interleaved)
 from benchmarks.reference_captioner import TutorialCaptioner  # noqa: E402
 from training.captioning import train as train_lib  # noqa: E402
 from training.captioning.config import PRESETS, CaptioningConfig  # noqa: E402
@@ -114,10 +114,6 @@ def quality(args):
                      f"{report['greedy']['bleu4']:.1f}", f"{report['greedy']['cider_d']:.1f}",
                      f"{loc['hit_rate']:.3f} ({loc['hit_chance']:.3f})",
                      f"{loc['mass']:.3f} ({loc['chance']:.3f})"])
-
-    def spread(values):
-        return (f"{statistics.mean(values):.2f} ± "
-                f"{statistics.stdev(values) if len(values) > 1 else 0.0:.2f}")
 
     greedy = [r["greedy"] for r in reports]
     rows.append(["mean ± sd", "", spread([g["exact_match"] for g in greedy]),

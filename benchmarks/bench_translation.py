@@ -74,7 +74,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    describe_machine, markdown_table, time_interleaved, tf_sync,
+    describe_machine, markdown_table, spread, time_interleaved, tf_sync,
 )
 from benchmarks.reference_nmt import ReferenceNMT  # noqa: E402
 from training.core import fitting  # noqa: E402
@@ -219,14 +219,6 @@ def train_and_score(config, architecture, recipe, corpus, workdir, recaser):
             "test_pairs": report["test_pairs"], "signature": report["greedy"]["bleu_signature"]}
 
 
-def spread(values, digits=2):
-    """`mean ± std [min..max]` (sample std; 0 for one value)."""
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return (f"{mean:.{digits}f} ± {std:.{digits}f} "
-            f"[{min(values):.{digits}f}..{max(values):.{digits}f}]")
-
-
 RESULT_FILE = "bench_result.json"
 
 
@@ -310,22 +302,24 @@ def quality(args):
                   f"{beam} cased": r["beam_cased"], "eval s": round(r["eval_s"])}
                  for key in rows for r in results[key]], smoke)
 
+    def seeds_spread(key, metric, digits=2):
+        return spread([r[metric] for r in results[key]], digits, with_range=True)
+
     print(f"setup, over {len(seeds)} seed(s):")
     print_table([{"row": key, "architecture": QUALITY_ROWS[key][0],
                   "recipe": QUALITY_ROWS[key][1],
                   "vocab src/tgt": results[key][0]["vocab"],
                   "params": f"{results[key][0]['params']:,}",
-                  "steps": spread([r["steps"] for r in results[key]], 0),
-                  "train s": spread([r["train_s"] for r in results[key]], 0),
+                  "steps": seeds_spread(key, "steps", 0),
+                  "train s": seeds_spread(key, "train_s", 0),
                   "stopped by": ", ".join(sorted({r["stopped_by"] for r in results[key]}))}
                  for key in rows], smoke)
 
     print(f"test BLEU, mean ± std [min..max] over {len(seeds)} seed(s):")
-    print_table([{"row": key,
-                  "greedy (lc)": spread([r["greedy"] for r in results[key]]),
-                  "greedy (cased)": spread([r["greedy_cased"] for r in results[key]]),
-                  f"{beam} (lc)": spread([r["beam"] for r in results[key]]),
-                  f"{beam} (cased)": spread([r["beam_cased"] for r in results[key]])}
+    print_table([{"row": key, "greedy (lc)": seeds_spread(key, "greedy"),
+                  "greedy (cased)": seeds_spread(key, "greedy_cased"),
+                  f"{beam} (lc)": seeds_spread(key, "beam"),
+                  f"{beam} (cased)": seeds_spread(key, "beam_cased")}
                  for key in rows], smoke)
 
     def mean(key, metric):

@@ -28,14 +28,12 @@ training each: it shows the script works, not which model is better.
 import argparse
 import dataclasses
 import json
-import math
 import os
-import statistics
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchmarks.common import describe_machine, markdown_table  # noqa: E402
+from benchmarks.common import describe_machine, markdown_table, spread  # noqa: E402
 
 MODELS = ("attention", "mean_pool")
 
@@ -88,16 +86,6 @@ def run_one(model, seed, root, quick, seconds=None):
     }
 
 
-def spread(values, digits=1):
-    """`mean ± sd` of the finite values ("n/a" if none: a run whose captions
-    name no event has no localization)."""
-    values = [v for v in values if math.isfinite(v)]
-    if not values:
-        return "n/a"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,15 +125,16 @@ def main():
         runs = results[model]
         parameters = sorted({run["parameters"] for run in runs})
         rows.append([model, ", ".join(f"{p:,}" for p in parameters),
-                     spread([r["exact_match"] for r in runs]), spread([r["bleu4"] for r in runs]),
-                     spread([r["beam_exact_match"] for r in runs]),
+                     spread([r["exact_match"] for r in runs], 1),
+                     spread([r["bleu4"] for r in runs], 1),
+                     spread([r["beam_exact_match"] for r in runs], 1),
                      spread([r["action_hit_rate"] for r in runs], 3),
                      spread([r["action_chance"] for r in runs], 3),
                      spread([r["hit_rate"] for r in runs], 3), spread([r["mass"] for r in runs], 3),
                      spread([r["chance"] for r in runs], 3),
                      spread([r["near_hit_rate"] for r in runs], 3),
                      spread([r["near_chance"] for r in runs], 3),
-                     spread([r["clips_per_second"] for r in runs]),
+                     spread([r["clips_per_second"] for r in runs], 1),
                      spread([r["steps"] for r in runs], 0)])
     print(markdown_table(headers, rows))
     print("\nargmax in event: share of words whose most-attended frame lies in the frames of "
