@@ -165,3 +165,28 @@ def test_export_only_names_what_an_unfinished_workdir_lacks(task, tmp_path, caps
     error = capsys.readouterr().err
     assert error.startswith(f"error: {tmp_path} is not a finished workdir: no ")
     assert "model.keras" in error and "(train it first)" in error
+
+
+def test_export_only_refuses_a_vocabulary_built_for_another_size(tmp_path, capsys):
+    """`--set target_vocab_size=N` against a workdir whose vocabularies were
+    built for another size: exit 2 naming the file, not a traceback."""
+    import json
+
+    from training.core import cli
+    from training.core.text import SPECIAL_TOKENS
+    from training.translation.__main__ import TASK
+
+    config = config_lib.load(TASK.config_class, TASK.presets, "tiny", None, [])
+    config_lib.save(config, str(tmp_path / "config.json"))
+    for side, size in (("source", config.source_vocab_size),
+                       ("target", config.target_vocab_size)):
+        (tmp_path / f"vocabulary.{side}.json").write_text(json.dumps(
+            {"words": [*SPECIAL_TOKENS, "a"], "max_tokens": 100,
+             "max_size": size}))
+    (tmp_path / "model.keras").write_bytes(b"")  # never read: the vocabulary fails first
+    argv = ["--workdir", str(tmp_path), "--export-only", "--set", "target_vocab_size=400"]
+    assert cli.main(TASK, argv) == 2
+    error = capsys.readouterr().err
+    target_path = tmp_path / "vocabulary.target.json"
+    assert error.startswith(f"error: {target_path} was built with max_size=")
+    assert "the config asks for 400" in error

@@ -135,10 +135,11 @@ def _export_only(task, parser, args):
     except config_lib.ConfigError as error:
         parser.error(str(error))
     from training.core.backend_export import UnfinishedWorkdir
+    from training.core.text import VocabularyMismatch
 
     try:
         path = task.export(config, args.workdir)
-    except (UnfinishedWorkdir, *task.input_errors()) as error:
+    except (UnfinishedWorkdir, VocabularyMismatch, *task.input_errors()) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(path)
