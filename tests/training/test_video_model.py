@@ -363,3 +363,27 @@ def test_the_command_line_refuses_a_bad_config_before_tensorflow(capsys):
         cli.main(TASK, ["--set", "temporal_encoder=lstm"])
     assert exit_info.value.code == 2
     assert "temporal_encoder: must be one of none, local, bigru" in capsys.readouterr().err
+
+
+def _report(localization):
+    return {"test_clips": 4, "model": "attention", "localization": localization,
+            "training": {"steps": 2, "seconds": 1.0, "stopped_by": "epochs"},
+            "plots": [], "export": "w/export/1", "workdir": "w", "total_seconds": 2.0}
+
+
+def test_the_report_says_when_no_decoded_word_names_an_event(capsys):
+    """An untrained model names no event: the report says so instead of
+    printing nan for means over zero words."""
+    from training.video.__main__ import print_report
+
+    nan = float("nan")
+    print_report(_report({"words": 0, "mass": nan, "hit_rate": nan, "chance": nan,
+                          "near_hit_rate": nan, "near_chance": nan}))
+    out = capsys.readouterr().out
+    assert "temporal localization: no decoded word names an event (0 event words)" in out
+    assert "nan" not in out
+    print_report(_report({"words": 3, "mass": 0.5, "hit_rate": 2 / 3, "chance": 0.25,
+                          "near_hit_rate": 1.0, "near_chance": 0.5}))
+    assert ("temporal localization (3 event words): attention mass in the event's frames "
+            "0.500, most-attended frame inside them 0.667 (chance 0.250), within a frame of "
+            "them 1.000 (chance 0.500)") in capsys.readouterr().out

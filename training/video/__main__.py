@@ -45,8 +45,11 @@ def print_report(report):
         "attention (word <- most attended frame; a bar over the clip's frames)")
     print(f"=== Test set ({report['test_clips']} clips, model {report['model']}) ===")
     reports.print_caption_scores(report)
-    if "localization" in report:
-        loc = report["localization"]
+    loc = report.get("localization")
+    if loc is not None and not loc["words"]:  # an untrained model names no event
+        print("temporal localization: no decoded word names an event (0 event words), "
+              "nothing to score")
+    elif loc is not None:
         print(f"temporal localization ({loc['words']} event words): attention mass in the "
               f"event's frames {loc['mass']:.3f}, most-attended frame inside them "
               f"{loc['hit_rate']:.3f} (chance {loc['chance']:.3f}), within a frame of them "
