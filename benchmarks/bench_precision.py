@@ -31,6 +31,7 @@ minus the forward parts.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -123,6 +124,7 @@ def child(args):
         out["ms_per_step"] = 1000 * float(np.median([clock.times[i] for i in steady]))
         out["timed_steps"] = len(steady)
         out["batch_shapes"] = len(seen)
+    shutil.rmtree(workdir)  # checkpoints and export: tens of MB a row
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -266,8 +268,8 @@ def main():
     parser.add_argument("--profile-repeats", type=int, default=10)
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: tiny preset, 2 + 1 steps, 2 profile repeats")
-    parser.add_argument("--backends", default="tensorflow,jax")
-    parser.add_argument("--precisions", default="float32,mixed_bfloat16")
+    parser.add_argument("--rows", default=",".join(f"{b}:{p}" for b, p in ROWS),
+                        help="comma-separated BACKEND:PRECISION rows (default: all four)")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # precision of a child row
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)  # a child's seed
     parser.add_argument("--profile-only", action="store_true", help=argparse.SUPPRESS)
@@ -289,8 +291,11 @@ def main():
     print(f"preset {args.preset}; " + (f"BLEU after {args.seconds:.0f} s of training"
                                        if args.bleu else
                                        f"{args.steps} timed steps after {args.warmup}"))
-    backends, precisions = args.backends.split(","), args.precisions.split(",")
-    rows = [(b, p) for b, p in ROWS if b in backends and p in precisions]
+    rows = [tuple(row.split(":")) for row in args.rows.split(",") if row]
+    unknown = [row for row in rows if row not in ROWS]
+    if unknown:
+        parser.error(f"--rows: unknown {', '.join(map(':'.join, unknown))}; choose from "
+                     f"{', '.join(map(':'.join, ROWS))}")
     if args.bleu:
         args.seeds = [int(s) for s in args.seeds.split(",") if s] or [None]
         return bleu_table(args, rows)
