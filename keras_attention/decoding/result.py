@@ -21,6 +21,21 @@ class DecodingResult(NamedTuple):
         attention: float32 `[B, T, S]` (`[B, N, T, S]`) attention weights of
             each emitted token (zeros after the end), or None when the step
             function returns None.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> from keras_attention.decoding import greedy_search
+    >>> def step_fn(tokens, state):   # B=2, V=3 (2 ends), S=4: next token is tokens + 1
+    ...     return ops.one_hot((tokens + 1) % 3, 3) * 5.0, state, ops.full((2, 4), 0.25)
+    >>> result = greedy_search(step_fn, (), np.array([0, 1]), end_token=2, max_length=3)
+    >>> result._fields
+    ('ids', 'lengths', 'log_probs', 'scores', 'attention')
+    >>> ops.convert_to_numpy(result.ids).tolist(), ops.convert_to_numpy(result.lengths).tolist()
+    ([[1, 2, 0], [2, 0, 0]], [1, 0])
+    >>> tuple(result.log_probs.shape), tuple(result.attention.shape)   # [B], [B, T, S]
+    ((2,), (2, 3, 4))
     """
 
     ids: Any

@@ -21,6 +21,13 @@ def write_at(buffer, step, values):
     `buffer`: `[B, T, ...]`, `values`: `[B, ...]`. XLA's dynamic update
     slice has no kernel outside XLA (and none in stock TensorFlow Serving),
     so the write is a select against a one-hot time axis.
+
+    Example:
+
+    >>> import numpy as np
+    >>> buffer = np.zeros((2, 4), "int32")   # [B, T]
+    >>> ops.convert_to_numpy(write_at(buffer, 1, np.array([7, 8]))).tolist()
+    [[0, 7, 0, 0], [0, 8, 0, 0]]
     """
     length = ops.shape(buffer)[1]
     hit = ops.equal(ops.arange(length, dtype="int32"), ops.cast(step, "int32"))  # --> [T]

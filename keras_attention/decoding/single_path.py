@@ -21,6 +21,20 @@ def single_path_search(
 
     `choose_token(log_probs [B, V], step) -> tokens [B]` picks the next
     token from float32 log-probabilities.
+
+    Example:
+
+    >>> import numpy as np
+    >>> def step_fn(tokens, state):   # B=1, uniform over V=4 tokens, no attention
+    ...     return ops.zeros((1, 4)), state, None
+    >>> def choose_token(log_probs, step):   # token step + 1: 1, 2, then 3 (the end)
+    ...     return ops.full((1,), step + 1, "int32")
+    >>> result = single_path_search(step_fn, (), np.array([0]), end_token=3, max_length=5,
+    ...                             choose_token=choose_token)
+    >>> ops.convert_to_numpy(result.ids).tolist(), ops.convert_to_numpy(result.lengths).tolist()
+    ([[1, 2, 3, 0, 0]], [2])
+    >>> round(float(result.log_probs[0]), 4), result.attention is None   # 3 log(1/4)
+    (-4.1589, True)
     """
     validate_arguments(max_length, end_token)
     start_tokens = ops.cast(start_tokens, "int32")

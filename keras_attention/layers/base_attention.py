@@ -42,6 +42,22 @@ class BaseAttention(keras.layers.Layer):
         `return_attention_scores=True`, weights `[B, Tq, Tv]` (`[B, Tv]`).
         Weights of a row whose keys are all masked are zero, and so is its
         context.
+
+    Example:
+
+    >>> import numpy as np
+    >>> class NegativeDistance(BaseAttention):   # score = -||q - k||^2
+    ...     def score(self, query, projected_keys):
+    ...         difference = ops.expand_dims(query, 2) - ops.expand_dims(projected_keys, 1)
+    ...         return -ops.sum(difference * difference, axis=-1)  # --> [B, Tq, Tv]
+    >>> query = np.zeros((1, 2, 3), "float32")                       # [B, Tq, Dq]
+    >>> memory = np.array([[[0, 0, 0], [9, 9, 9]]], "float32")       # [B, Tv, Dv]
+    >>> context, weights = NegativeDistance()(query, memory, return_attention_scores=True)
+    >>> tuple(context.shape), ops.convert_to_numpy(weights).tolist()   # the nearest key wins
+    ((1, 2, 3), [[[1.0, 0.0], [1.0, 0.0]]])
+    >>> mask = np.array([[False, True]])   # padding at position 0: only the far key is left
+    >>> ops.convert_to_numpy(NegativeDistance()(query, memory, value_mask=mask)).tolist()
+    [[[9.0, 9.0, 9.0], [9.0, 9.0, 9.0]]]
     """
 
     def __init__(self, dropout=0.0, **kwargs):

@@ -15,10 +15,7 @@ them. Merging must never change an answer:
 - if a merged batch fails (one request's bytes are not an image), each
   request is run alone, so only the bad one gets the error.
 
-Example:
-
-    batcher = DynamicBatcher(BatchingOptions(max_batch_size=32), run_in_thread, num_threads=2)
-    outputs = await batcher.predict(model, "serving_default", inputs, num_rows=1)
+`DynamicBatcher` has an example.
 """
 
 import asyncio
@@ -116,6 +113,30 @@ class DynamicBatcher:
         run_in_thread: `async (function, *args) -> result`, the server's
             thread pool (model calls block).
         num_threads: Batches that may run at once.
+
+    Example (a stand-in model that doubles its input):
+
+    >>> import asyncio
+    >>> from keras_attention.serving.exported_model import SignatureInfo, TensorInfo
+    >>> class Doubler:
+    ...     metadata = {}
+    ...     def signature(self, name):   # x and y are [batch, 3]
+    ...         spec = TensorInfo(np.dtype("float32"), "DT_FLOAT", (None, 3))
+    ...         return SignatureInfo("serving_default", {"x": spec}, {"y": spec})
+    ...     def predict(self, name, inputs):
+    ...         return {"y": 2 * inputs["x"]}
+    >>> async def run_in_thread(function, *args):   # the server runs it in a thread pool
+    ...     return function(*args)
+    >>> async def two_requests(batcher, model):   # of 1 row and 2 rows, at once
+    ...     return await asyncio.gather(
+    ...         batcher.predict(model, "serving_default", {"x": np.ones((1, 3), "float32")}, 1),
+    ...         batcher.predict(model, "serving_default", {"x": np.zeros((2, 3), "float32")}, 2))
+    >>> batcher = DynamicBatcher(BatchingOptions(max_batch_size=32), run_in_thread)
+    >>> first, second = asyncio.run(two_requests(batcher, Doubler()))
+    >>> first["y"].tolist(), second["y"].shape
+    ([[2.0, 2.0, 2.0]], (2, 3))
+    >>> batcher.batch_sizes   # rows of each model call: one call for both requests
+    [3]
     """
 
     def __init__(self, options, run_in_thread, num_threads=1):

@@ -3,7 +3,14 @@ its gRPC code (`http_server.cc`, `ToHTTPStatusCode`)."""
 
 
 class ServingError(Exception):
-    """An error answered as `{"error": message}` with `status`."""
+    """An error answered as `{"error": message}` with `status`.
+
+    Example:
+
+    >>> error = NotFound("Servable not found for request: Latest(translator)")
+    >>> error.status, error.message, isinstance(error, ServingError)
+    (404, 'Servable not found for request: Latest(translator)', True)
+    """
 
     status = 500
 

@@ -14,12 +14,7 @@ ones) or `all`; `version_labels` name versions. A poller rescans every
   is available (requests already running on it finish: they hold it);
 - a version that fails to load is retried when its files change.
 
-Example:
-
-    repository = ModelRepository([ModelConfig("translator", "/models/translator")])
-    repository.start()              # loads what is there now, then polls
-    served = repository.get("translator")          # the highest version
-    served.model.predict("serving_default", {...})
+`ModelRepository` has an example.
 """
 
 import logging
@@ -144,6 +139,25 @@ class ModelRepository:
         poll_seconds: Seconds between scans of the base paths (TF Serving's
             `--file_system_poll_wait_seconds`); 0 scans only at `start`.
         loader: `path -> model` (`ExportedModel` by default).
+
+    Example (a stand-in loader: the "model" is the version folder's name):
+
+    >>> import tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> for version in ("1", "2"):   # <base>/<version>/saved_model.pb
+    ...     os.makedirs(os.path.join(folder.name, version))
+    ...     open(os.path.join(folder.name, version, "saved_model.pb"), "wb").close()
+    >>> repository = ModelRepository([ModelConfig("translator", folder.name)], poll_seconds=0,
+    ...                              loader=os.path.basename)
+    >>> repository.start()   # loads what is there now; poll_seconds=0: no polling
+    >>> served = repository.get("translator")   # the highest version (policy: latest 1)
+    >>> served.version, served.state, served.model
+    (2, 'AVAILABLE', '2')
+    >>> repository.get("translator", version=1)
+    Traceback (most recent call last):
+    ...
+    keras_attention.serving.errors.NotFound: Servable not found for request: Specific(translator, 1)
+    >>> folder.cleanup()
     """
 
     def __init__(self, configs, poll_seconds=1.0, loader=ExportedModel):

@@ -54,6 +54,14 @@ def build_parser():
 
 
 def parse_args(argv):
+    """The command line's flags; a bad value exits with the usage (status 2).
+
+    Example:
+
+    >>> args = parse_args(["--model_base_path", "export/translator", "--enable_batching"])
+    >>> args.model_name, args.rest_api_port, args.enable_batching, args.max_batch_size
+    ('default', 8501, True, 32)
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if bool(args.model_base_path) == bool(args.model_config_file):

@@ -87,6 +87,18 @@ def reference_attention(
     """Full layer reference. `kind` is "additive" or "dot"; `weights` from `layer_weights`.
 
     A rank-2 query `[B, Dq]` (single step) gives `[B, Dv]` / `[B, Tv]` outputs.
+
+    Example:
+
+    >>> query = np.array([[[1.0, 0.0]]])               # [B, Tq, Dq] = [1, 1, 2]
+    >>> value = np.array([[[1.0, 0.0], [0.0, 1.0]]])   # [B, Tv, Dv] = [1, 2, 2]
+    >>> context, weights = reference_attention("dot", {}, query, value, score_mode="dot")
+    >>> weights.round(4).tolist(), context.shape       # softmax of the scores [1, 0]
+    ([[[0.7311, 0.2689]]], (1, 1, 2))
+    >>> masked = reference_attention("dot", {}, query, value, value_mask=[[False, True]],
+    ...                              score_mode="dot")
+    >>> [array.tolist() for array in masked]           # all weight on the one key left
+    [[[[0.0, 1.0]]], [[[0.0, 1.0]]]]
     """
     query = np.asarray(query)
     single_step = query.ndim == 2
