@@ -7,7 +7,7 @@ guessing words scores near zero BLEU.
 
 Covers: learning well beyond chance (greedy and beam BLEU), the report and
 its files, the SavedModel's layout and its use from a process that cannot
-import this project, resuming after SIGKILL, corrupt checkpoints,
+import this project, corrupt checkpoints,
 MirroredStrategy on two logical CPUs against the default strategy, and the
 command line's error exits.
 """
@@ -16,8 +16,6 @@ import dataclasses
 import json
 import os
 import random
-import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -316,55 +314,6 @@ def test_rows_stop_at_their_own_limit(trained):
             assert row.max() <= limit, (text, row, limit)
     greedy_lengths = untrained.greedy(tf.constant(texts))["length"].numpy()
     assert greedy_lengths[0] == 12 and greedy_lengths[1] == 14
-
-
-# ---------------------------------------------------------------- resume
-def test_resume_after_sigkill(tmp_path):
-    """A real SIGKILL mid-run; the same command continues at the saved step."""
-    data_file = write_tsv(tmp_path / "toy.tsv", toy_pairs(600))
-    config_file = tmp_path / "long.json"
-    config_file.write_text(json.dumps({
-        "data": "files", "data_files": data_file, "epochs": 6, "steps_per_epoch": 10,
-        "checkpoint_steps": 3, "max_eval_pairs": 8, "early_stopping_patience": 0,
-    }), encoding="utf-8")
-    workdir = tmp_path / "run"
-    command = cli("--preset", "tiny", "--config", str(config_file), "--workdir", str(workdir))
-    marker = workdir / "checkpoints" / "latest.json"
-
-    with open(tmp_path / "first.log", "wb") as log:
-        process = subprocess.Popen(command, cwd=tmp_path, env=subprocess_env(), stdout=log,
-                                   stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    first_log = (tmp_path / "first.log").read_text(errors="replace")
-    assert marker.exists(), first_log[-3000:]
-    assert process.returncode == -signal.SIGKILL
-    assert not (workdir / "report.json").exists()
-    saved_step = json.loads(marker.read_text())["step"]
-    assert saved_step >= 3
-
-    second = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True,
-                            text=True, timeout=300)
-    output = second.stdout + second.stderr
-    assert second.returncode == 0, output[-3000:]
-    resumed = re.search(r"resumed from (\S+) at step (\d+)", output)
-    assert resumed, output[-3000:]
-    assert resumed.group(1).endswith("latest.weights.h5")
-    step = int(resumed.group(2))
-    assert step >= saved_step
-    # Training went on in the epoch of that step, and the run finished.
-    first_epoch_line = re.search(r"Epoch (\d+)/6", output)
-    assert first_epoch_line and int(first_epoch_line.group(1)) == step // 10 + 1
-    if step % 10:
-        assert f"resuming at step {step}, {10 - step % 10} steps of it left" in output
-    report = json.loads((workdir / "report.json").read_text(encoding="utf-8"))
-    assert report["config"]["epochs"] == 6
-    assert report["training"]["stopped_by"] == "steps" and report["training"]["steps"] == 60
-    assert os.path.isfile(os.path.join(report["export"], "saved_model.pb"))
-    assert json.loads(marker.read_text())["step"] == report["training"]["steps"] > step
 
 
 # ---------------------------------------------------------------- mirrored

@@ -105,9 +105,11 @@ def setup(config):
     _, count, index = cluster_from_environment()
     import jax
 
-    if os.environ.get("JAX_PLATFORMS", "").startswith("cpu") or not _has_accelerator(jax):
-        # CPU processes exchange gradients through gloo (GPUs use NCCL).
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # Nothing may ask JAX for its devices before the cluster is joined: the
+    # first device query starts the backend, and jax.distributed.initialize
+    # refuses to run after that. The CPU client's collectives are therefore
+    # chosen blind: gloo serves CPU processes and is unused on GPUs (NCCL).
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     heartbeat = _int_env(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_SECONDS)
     init_timeout = _int_env(INIT_TIMEOUT_ENV, DEFAULT_INIT_TIMEOUT_SECONDS)
     # keras.distribution.initialize() reads the variables above and calls
@@ -132,13 +134,6 @@ def setup(config):
     _STATE.update(active=True, process_id=index, num_processes=count,
                   devices=jax.device_count(), local_devices=jax.local_device_count())
     return count
-
-
-def _has_accelerator(jax):
-    try:
-        return any(d.platform != "cpu" for d in jax.devices())
-    except RuntimeError:
-        return False
 
 
 def device_count():

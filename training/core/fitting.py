@@ -185,6 +185,13 @@ def variable_signature(model):
     return [[v.path, list(v.shape)] for v in model.weights]
 
 
+def random_state_variables(model):
+    """The model's `SeedGenerator` states (dropout's random draws): variables
+    that are not weights, so `save_weights` leaves them out."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
 def optimizer_step(model):
     """Steps the model's optimizer has taken (also under tf.distribute)."""
     return int(np.asarray(model.optimizer.iterations.numpy()))
@@ -219,8 +226,12 @@ class Checkpointer:
             os.replace(temporary, self._path("best", ".weights.npz"))
         with distribution.local_only():
             model.save_weights(self._path("writing", ".weights.h5"), overwrite=True)
+        # Dropout's seed states travel with the weights: a resumed run draws
+        # the masks an uninterrupted one would have drawn.
+        seeds = [np.asarray(v.numpy()).tolist() for v in random_state_variables(model)]
         with open(self._path("writing", ".json"), "w", encoding="utf-8") as handle:
-            json.dump({**state, "variables": variable_signature(model)}, handle)
+            json.dump({**state, "variables": variable_signature(model), "random_states": seeds},
+                      handle)
         if os.path.exists(self._path("latest", ".json")):
             os.replace(self._path("latest", ".weights.h5"), self._path("previous", ".weights.h5"))
             os.replace(self._path("latest", ".json"), self._path("previous", ".json"))
@@ -262,6 +273,7 @@ class Checkpointer:
                     f"skipping it")
                 continue
             state.pop("variables", None)
+            _restore_random_states(model, state.pop("random_states", None))
             log(f"resumed from {weights} at step {state['step']}")
             return state
         return None
@@ -273,6 +285,16 @@ class Checkpointer:
             return None
         with np.load(path) as arrays:
             return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+
+
+def _restore_random_states(model, saved):
+    """Puts the checkpoint's seed states back (a checkpoint written before
+    they were saved leaves the fresh ones)."""
+    variables = random_state_variables(model)
+    if saved is None or len(saved) != len(variables):
+        return
+    for variable, value in zip(variables, saved):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
 def _check_same_variables(saved, current, path):
@@ -417,7 +439,8 @@ def fit(config, workdir, build_model, train_data, dev_data, log=print,
     `config.checkpoint_steps` steps into `workdir/checkpoints`. A run that
     was killed, or stopped by its time budget, resumes at the step where it
     stopped, on the batches it would have had next: the result equals an
-    uninterrupted run's (up to dropout, whose random draws are not saved).
+    uninterrupted run's: the checkpoint holds the weights, the optimizer's
+    state and dropout's seed states.
 
     Args:
         config: A `TrainingConfig`.
