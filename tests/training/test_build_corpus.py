@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import re
 import unicodedata
 from pathlib import Path
 
@@ -465,8 +466,12 @@ def test_tsv_bytes_rejects_tabs_and_newlines():
     assert bc.tsv_bytes([("Genesis 1:1", "train", "a", "b")]) == (
         b"reference\tsplit\tenglish\tspanish\nGenesis 1:1\ttrain\ta\tb\n")
     for bad in ("a\tb", "a\nb", "a\rb"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=re.escape(
+                f"Genesis 1:1: the english field contains a tab, carriage return or "
+                f"newline: {bad!r}")):
             bc.tsv_bytes([("Genesis 1:1", "train", bad, "b")])
+    with pytest.raises(ValueError, match=r"^John 3:16: the spanish field .*: 'b\\tc'$"):
+        bc.tsv_bytes([("John 3:16", "train", "a", "b\tc")])
 
 
 # --- splits -----------------------------------------------------------------

@@ -162,7 +162,7 @@ def test_bad_inputs_raise():
         scores_without_meteor(["a red circle"], [[]])
     with pytest.raises(ValueError, match="no captions"):
         scores_without_meteor([], [])
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="must be lists, not a single string"):
         scores_without_meteor("a red circle", [["a red circle"]])
 
 

@@ -8,6 +8,7 @@ module's palette.
 import doctest
 import hashlib
 import os
+import re
 import subprocess
 import sys
 
@@ -328,14 +329,20 @@ def test_generation_keywords_reach_every_split():
         assert all(s.image.shape == (48, 48, 3) and len(s.objects) == 1 for s in part)
 
 
-# ------------------------------------------------------------ arguments, speed, dependencies
-@pytest.mark.parametrize("keywords", [
-    {"count": -1}, {"seed": -1}, {"image_size": 16}, {"max_objects": 0}, {"max_objects": 4},
-    {"noise": -0.1}, {"clutter": -1}, {"stream": "dev"},
+# ------------------------------------------------------------ arguments, dependencies
+@pytest.mark.parametrize("keywords, message", [
+    ({"count": -1}, "count must be >= 0, got -1"),
+    ({"seed": -1}, "seed must be >= 0, got -1"),
+    ({"image_size": 16}, "image_size must be >= 32, got 16"),
+    ({"max_objects": 0}, "max_objects must be 1, 2 or 3, got 0"),
+    ({"max_objects": 4}, "max_objects must be 1, 2 or 3, got 4"),
+    ({"noise": -0.1}, "noise must be >= 0, got -0.1"),
+    ({"clutter": -1}, "clutter must be >= 0, got -1"),
+    ({"stream": "dev"}, "stream must be one of ['test', 'train', 'validation'], got 'dev'"),
 ])
-def test_bad_arguments_raise(keywords):
+def test_bad_arguments_raise(keywords, message):
     arguments = {"count": 1, "seed": 0, **keywords}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         generate_scenes(**arguments)
 
 

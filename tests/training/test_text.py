@@ -1,6 +1,7 @@
 """Word tokenization (TensorFlow string ops) and vocabularies, on hand-written cases."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -188,9 +189,10 @@ def test_vocabulary_json_round_trip():
 
 
 def test_vocabulary_requires_special_tokens_first():
-    with pytest.raises(ValueError, match="start with"):
+    with pytest.raises(ValueError, match=re.escape("start with ('', '[UNK]', '[START]', "
+                                                   "'[END]'), received ('a', 'b')")):
         Vocabulary(["a", "b"], 5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=re.escape("received ('', '[UNK]', '[END]', '[START]')")):
         Vocabulary(["", "[UNK]", "[END]", "[START]", "a"], 5)
 
 

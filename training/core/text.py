@@ -100,7 +100,8 @@ class Vocabulary(tf.Module):
     def __init__(self, words, max_tokens, name=None):
         super().__init__(name=name)
         if list(words[: len(SPECIAL_TOKENS)]) != list(SPECIAL_TOKENS):
-            raise ValueError(f"a vocabulary must start with {SPECIAL_TOKENS}")
+            raise ValueError(f"a vocabulary must start with {SPECIAL_TOKENS}, received "
+                             f"{tuple(words[:len(SPECIAL_TOKENS)])}")
         self.words = list(words)
         self.max_tokens = int(max_tokens)
         self._words = tf.constant(self.words)

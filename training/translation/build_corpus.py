@@ -840,13 +840,16 @@ def assign_splits(pairs: Iterable[Pair],
 def tsv_bytes(rows: Iterable[Row]) -> bytes:
     """Return the UTF-8 TSV text (header included) for ``rows``.
 
-    Raises ``ValueError`` if a field contains a tab, carriage return or newline.
+    Raises ``ValueError`` naming the row's reference and the column if a field
+    contains a tab, carriage return or newline.
     """
     buffer = io.StringIO()
     for row in [HEADER, *rows]:
-        for value in row:
+        for index, value in enumerate(row):
             if any(ch in value for ch in "\t\r\n"):
-                raise ValueError(f"field contains a tab or newline: {value!r}")
+                column = HEADER[index] if index < len(HEADER) else f"column {index + 1}"
+                raise ValueError(f"{row[0]}: the {column} field contains a tab, carriage "
+                                 f"return or newline: {value!r}")
         buffer.write("\t".join(row) + "\n")
     return buffer.getvalue().encode("utf-8")
 
