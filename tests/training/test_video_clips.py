@@ -10,9 +10,9 @@ import collections
 import doctest
 import hashlib
 import os
+import re
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -393,24 +393,27 @@ def test_generation_keywords_reach_every_split():
         assert all(c.frames.shape == (9, 24, 24, 3) and len(c.events) == 1 for c in part)
 
 
-# ------------------------------------------------------------ arguments, speed, dependencies
-@pytest.mark.parametrize("keywords", [
-    {"count": -1}, {"seed": -1}, {"frame_size": 8}, {"frame_count": 7}, {"frame_count": 33},
-    {"frame_count": (20, 10)}, {"max_events": 0}, {"max_events": 4}, {"noise": -0.1},
-    {"reorder_fraction": 1.5}, {"stream": "validation"},
+# ------------------------------------------------------------ arguments, dependencies
+FRAME_COUNT_RULE = "frame_count must be an int or a (low, high) pair within 8..32, got "
+
+
+@pytest.mark.parametrize("keywords, message", [
+    ({"count": -1}, "count must be >= 0, got -1"),
+    ({"seed": -1}, "seed must be >= 0, got -1"),
+    ({"frame_size": 8}, "frame_size must be >= 16, got 8"),
+    ({"frame_count": 7}, FRAME_COUNT_RULE + "7"),
+    ({"frame_count": 33}, FRAME_COUNT_RULE + "33"),
+    ({"frame_count": (20, 10)}, FRAME_COUNT_RULE + "(20, 10)"),
+    ({"max_events": 0}, "max_events must be 1, 2 or 3, got 0"),
+    ({"max_events": 4}, "max_events must be 1, 2 or 3, got 4"),
+    ({"noise": -0.1}, "noise must be >= 0, got -0.1"),
+    ({"reorder_fraction": 1.5}, "reorder_fraction must be in [0, 1], got 1.5"),
+    ({"stream": "validation"}, "stream must be one of ['dev', 'test', 'train'], got 'validation'"),
 ])
-def test_bad_arguments_raise(keywords):
+def test_bad_arguments_raise(keywords, message):
     arguments = {"count": 1, "seed": 0, **keywords}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         generate_clips(**arguments)
-
-
-def test_generation_is_fast():
-    started = time.perf_counter()
-    generate_clips(1000, seed=0)
-    # About 1 s on one core: 10,000 clips in about 10 s.  The bound leaves room
-    # for a machine shared with other jobs.
-    assert time.perf_counter() - started < 8
 
 
 def test_module_needs_numpy_only():
