@@ -30,7 +30,7 @@ import urllib.parse
 from typing import NamedTuple
 
 import anyio
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect
@@ -88,6 +88,9 @@ class _Metrics:
                                     "Rows in each model call (merged requests count once).",
                                     registry=self.registry,
                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
+        self.in_flight = Gauge("keras_attention_serving_requests_in_flight",
+                               "Model API requests received and not yet answered.",
+                               registry=self.registry)
 
 
 def create_app(repository, options=ServerOptions()):
@@ -108,6 +111,10 @@ def create_app(repository, options=ServerOptions()):
         repository.stop()  # after uvicorn has let in-flight requests finish
 
     async def models_endpoint(request):
+        with metrics.in_flight.track_inprogress():
+            return await _models_answer(request)
+
+    async def _models_answer(request):
         started = time.perf_counter()
         model_name, api = "", "unknown"
         try:

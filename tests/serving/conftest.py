@@ -1,20 +1,23 @@
 """Session fixtures: the small exports of `serving_exports`, written once
-in TF Serving's layout."""
+per pytest run in TF Serving's layout and shared by every xdist worker."""
 
 import os
 
 import pytest
 
 from serving_exports import build_captioner, build_translator
+from shared_build import built_once
+
+
+def _build_exports(base):
+    build_translator().save(base, "translator", 1)
+    build_captioner().save(base, "captioner", 1)
 
 
 @pytest.fixture(scope="session")
 def export_base(tmp_path_factory):
-    """`<base>/translator/1` and `<base>/captioner/1`, built once per session."""
-    base = str(tmp_path_factory.mktemp("serving_exports"))
-    build_translator().save(base, "translator", 1)
-    build_captioner().save(base, "captioner", 1)
-    return base
+    """`<base>/translator/1` and `<base>/captioner/1`, built once per run."""
+    return str(built_once(tmp_path_factory, "serving_exports", _build_exports))
 
 
 @pytest.fixture(scope="session")

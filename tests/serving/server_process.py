@@ -24,6 +24,7 @@ class Client:
     """`get(path)` / `post(path, body)` -> `(status, JSON answer)`."""
 
     def __init__(self, port):
+        self.port = port
         self.base = f"http://127.0.0.1:{port}"
 
     def request(self, method, path, body=None, timeout=120, raw=False):
@@ -46,18 +47,20 @@ class Client:
 
 
 @contextlib.contextmanager
-def running_server(*args, startup_seconds=180, log_path=None):
+def running_server(*args, startup_seconds=180, log_path=None, log_level="warning"):
     """Runs `python -m keras_attention.serving *args --rest_api_port P`
     until the block ends (SIGTERM, then SIGKILL after 30 s); yields
-    `(client, process)` once a status request answers."""
+    `(client, process)` once the metrics endpoint answers. Its stdout and
+    stderr go to `log_path` when given."""
     port = free_port()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO_ROOT)
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "keras_attention.serving", *args, "--rest_api_port", str(port),
-         "--log_level", "warning"], cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
+         "--log_level", log_level], cwd=REPO_ROOT, env=env, stdout=log, stderr=log)
     client = Client(port)
     try:
+        # Ready means the endpoint answers: poll it (bounded) while the process lives.
         deadline = time.monotonic() + startup_seconds
         while True:
             if process.poll() is not None:

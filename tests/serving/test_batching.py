@@ -133,24 +133,36 @@ def test_bounds_hold_for_any_options(options):
 def test_requests_gather_while_every_thread_is_busy():
     """No waiting at all (timeout 0), one thread: the first request runs
     alone, and the ones that arrive while it runs form the next batch."""
-    import time
+    import threading
 
-    class Slow(FakeSeq2Seq):
+    running, release = threading.Event(), threading.Event()
+
+    class Gated(FakeSeq2Seq):
         def predict(self, signature_name, inputs):
-            time.sleep(0.2)
+            running.set()
+            if not release.wait(30):
+                raise TimeoutError("never released")
             return super().predict(signature_name, inputs)
 
     async def main():
         async def run_in_thread(function, *args):
             return await asyncio.to_thread(function, *args)
 
-        model = Slow()
+        def queued_rows():
+            return sum(queue.rows for queue in batcher._queues.values())
+
+        model = Gated()
         batcher = DynamicBatcher(BatchingOptions(32, 0), run_in_thread, num_threads=1)
         first = asyncio.ensure_future(
             batcher.predict(model, "serving_default", {"n": np.array([1], "int32")}, 1))
-        await asyncio.sleep(0.05)  # the first is running now
-        later = [batcher.predict(model, "serving_default", {"n": np.array([v], "int32")}, 1)
-                 for v in range(2, 8)]
+        assert await asyncio.to_thread(running.wait, 30), "the first request never ran"
+        later = [asyncio.ensure_future(batcher.predict(
+            model, "serving_default", {"n": np.array([v], "int32")}, 1)) for v in range(2, 8)]
+        deadline = asyncio.get_running_loop().time() + 30
+        while queued_rows() < len(later):  # all six wait behind the busy thread
+            assert asyncio.get_running_loop().time() < deadline, queued_rows()
+            await asyncio.sleep(0.001)
+        release.set()
         await asyncio.gather(first, *later)
         return batcher.batch_sizes
 
