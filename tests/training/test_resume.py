@@ -1,6 +1,7 @@
-"""Resume exact to the step: a run killed mid-epoch, or stopped by its time
-budget, continues where it stopped with the data order it would have had,
-and ends with the weights of an uninterrupted run of the same seed.
+"""Resume exact to the step: a run killed by SIGKILL mid-epoch (in a fresh
+process), or stopped by its time budget, continues where it stopped with the
+data order and dropout draws it would have had, and ends with the weights
+and optimizer state of an uninterrupted run of the same seed.
 Checkpoint files that are corrupt are skipped; checkpoints and vocabularies
 of another config are refused with the difference named."""
 
@@ -11,6 +12,7 @@ import random
 
 import numpy as np
 import pytest
+from train_script import checkpoint_arrays
 
 pytestmark = pytest.mark.slow
 
@@ -37,29 +39,10 @@ def small_config(**changes):
 
     config = config_lib.load(TranslationConfig, PRESETS, "tiny")
     values = dict(units=16, embedding_dim=16, attention_units=16, epochs=4, steps_per_epoch=6,
-                  checkpoint_steps=4, dropout=0.0, batch_size=16, learning_rate=0.01,
+                  checkpoint_steps=4, dropout=0.2, batch_size=16, learning_rate=0.01,
                   early_stopping_patience=1, max_train_seconds=0.0)
     values.update(changes)
     return dataclasses.replace(config, **values)
-
-
-class Crash(Exception):
-    pass
-
-
-def crash_at(step):
-    import keras
-
-    class CrashAt(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if int(self.model.optimizer.iterations) == step:
-                raise Crash(f"crash at step {step}")
-
-    return CrashAt()
-
-
-def weights_and_history(result):
-    return [w.copy() for w in result.model.get_weights()], result.history
 
 
 @pytest.fixture(scope="module")
@@ -72,30 +55,13 @@ def uninterrupted(tmp_path_factory):
     return corpus, result
 
 
-def assert_same_run(result, reference, history_from=0):
+def assert_same_run(result, reference):
     assert result.steps == reference.steps
     assert result.stopped_by == reference.stopped_by
     for got, want in zip(result.model.get_weights(), reference.model.get_weights()):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(result.history["val_loss"],
-                               reference.history["val_loss"][history_from:], rtol=1e-5)
-
-
-def test_crash_mid_epoch_resumes_at_the_step(uninterrupted, tmp_path):
-    from training.translation import train as train_lib
-
-    corpus, reference = uninterrupted
-    workdir, logs = str(tmp_path / "run"), []
-    # Step 10 is mid-epoch 2 (6 steps an epoch); the last checkpoint is step 8.
-    with pytest.raises(Crash):
-        train_lib.train(small_config(), workdir, corpus, log=logs.append,
-                        callbacks=[crash_at(10)])
-    state = json.loads(open(os.path.join(workdir, "checkpoints", "latest.json")).read())
-    assert state["step"] == 8
-    result, _, _ = train_lib.train(small_config(), workdir, corpus, log=logs.append)
-    assert any("at step 8" in line for line in logs), logs
-    # The resumed run validated after epochs 2, 3, 4 (the reference also after 1).
-    assert_same_run(result, reference, history_from=1)
+                               reference.history["val_loss"], rtol=1e-5)
 
 
 def test_time_budget_stop_then_resume_equals_uninterrupted(uninterrupted, tmp_path):
@@ -176,6 +142,12 @@ def test_checkpointer_skips_corrupt_files(tmp_path):
         assert int(fresh.optimizer.iterations) == step  # the optimizer state too
         return messages
 
+    # A leftover pair of temporary files from a kill mid-write, claiming a
+    # later step, is never read.
+    with open(os.path.join(directory, "writing.weights.h5"), "wb") as handle:
+        handle.write(b"partial")
+    with open(os.path.join(directory, "writing.json"), "w") as handle:
+        json.dump({"step": 99}, handle)
     assert restored(2) == [f"resumed from {directory}/latest.weights.h5 at step 12"]
     latest = os.path.join(directory, "latest.weights.h5")
     with open(latest, "r+b") as handle:  # a write cut short
@@ -186,10 +158,6 @@ def test_checkpointer_skips_corrupt_files(tmp_path):
         handle.write('{"step": ')
     messages = restored(None)
     assert len(messages) == 2 and all("skipping" in m for m in messages)
-    # A leftover temporary file from a kill mid-write is never read.
-    with open(os.path.join(directory, "writing.weights.h5"), "wb") as handle:
-        handle.write(b"partial")
-    assert restored(None)
 
 
 def test_no_pair_within_the_length_limit_is_a_clear_error(tmp_path):
@@ -202,7 +170,7 @@ def test_no_pair_within_the_length_limit_is_a_clear_error(tmp_path):
 
 
 # ------------------------------------------------------- a real SIGKILL
-KILL_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resume_script.py")
+KILL_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_script.py")
 # Two epochs of 10 steps, a checkpoint every 5, dropout on (its seed states
 # must resume too); the kill comes after step 15's checkpoint, mid-epoch 2.
 KILL_RUNS = {
@@ -256,19 +224,6 @@ def _kill_when_waiting(task, workdir):
     assert process.returncode == -signal.SIGKILL, "".join(lines)[-3000:]
 
 
-def _checkpoint_arrays(workdir):
-    """Every array of the final checkpoint (weights and optimizer variables) by
-    its path in the file, and its JSON state."""
-    import h5py
-
-    arrays = {}
-    with h5py.File(os.path.join(workdir, "checkpoints", "latest.weights.h5"), "r") as handle:
-        handle.visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                          if isinstance(item, h5py.Dataset) else None)
-    with open(os.path.join(workdir, "checkpoints", "latest.json"), encoding="utf-8") as handle:
-        return arrays, json.load(handle)
-
-
 @pytest.mark.parametrize("task", sorted(KILL_RUNS))
 def test_sigkill_then_rerun_ends_with_the_uninterrupted_weights(task, tmp_path):
     reference_dir, run_dir = tmp_path / "uninterrupted", tmp_path / "killed"
@@ -280,8 +235,8 @@ def test_sigkill_then_rerun_ends_with_the_uninterrupted_weights(task, tmp_path):
     assert f"at step {KILLED_AT}" in output and "resumed from" in output, output[-3000:]
     assert f"resuming at step {KILLED_AT}, 5 steps of it left" in output, output[-3000:]
 
-    want, want_state = _checkpoint_arrays(reference_dir)
-    got, got_state = _checkpoint_arrays(run_dir)
+    want, want_state = checkpoint_arrays(reference_dir)
+    got, got_state = checkpoint_arrays(run_dir)
     assert got_state["step"] == want_state["step"] == 20
     assert got_state["random_states"] == want_state["random_states"]
     # Dropout drew once a step: a seed state counts the draws.

@@ -34,7 +34,10 @@ def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_m
     dev_examples = encode_examples(corpus.dev, vocabulary)
 
     replicas = fitting.data_replicas(config)
-    dev_batch = max(replicas, config.eval_batch_size // replicas * replicas)
+    # Over several replicas only full batches split evenly: a dev set smaller
+    # than eval_batch_size still gives one.
+    dev_rows = len(dev_examples[1])
+    dev_batch = max(replicas, min(config.eval_batch_size, dev_rows) // replicas * replicas)
     result = fitting.fit(
         config, workdir,
         build_model=lambda: build_model(vocabulary.size),

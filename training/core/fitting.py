@@ -464,7 +464,13 @@ def fit(config, workdir, build_model, train_data, dev_data, log=print,
     # Under distribution=data_parallel each process feeds its rows of a batch.
     train_data = _local_rows_of(train_data)
     dev_data = distribution.local_rows(dev_data)
-    first_inputs = next(iter(dev_data))[0]
+    first_batch = next(iter(dev_data), None)
+    if first_batch is None:
+        raise ValueError(
+            f"the dev set gives no batch (batch_size {config.batch_size}, eval_batch_size "
+            f"{config.eval_batch_size}, {data_replicas(config)} replicas that need full "
+            f"batches): use a larger dev set")
+    first_inputs = first_batch[0]
     apply_precision(config)  # before the model is built
     warning = precision_warning(getattr(config, "precision", "float32"), has_accelerator())
     if warning and distribution.is_chief():
