@@ -1,10 +1,13 @@
-"""Trains a task in this fresh process, for the resume tests (test_resume.py).
+"""Trains a task in this fresh process (test_resume.py; by hand for JAX clusters).
 
-    python resume_script.py TASK WORKDIR [--wait-at STEP] [KEY=VALUE ...]
+    python train_script.py TASK WORKDIR [--wait-at STEP] [KEY=VALUE ...]
 
 Loads TASK's `tiny` preset with the overrides and runs its `train` (no
-export, no evaluation); the final checkpoint in WORKDIR/checkpoints holds
-the weights, the optimizer's state and the seed states to compare.
+export, no evaluation) on the backend of KERAS_BACKEND; under
+`distribution=data_parallel` and Keras' cluster variables it is one process
+of a cluster. The final checkpoint in WORKDIR/checkpoints holds the weights,
+the optimizer's state and the seed states to compare
+(`checkpoint_arrays`).
 `--wait-at STEP`: once the checkpoint of STEP is written, print
 `WAITING AT STEP <STEP>` and block, until the test kills the process.
 """
@@ -20,6 +23,21 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 import keras  # noqa: E402
 
 from training.core import config as config_lib  # noqa: E402
+
+
+def checkpoint_arrays(workdir):
+    """`(arrays, state)`: every array of WORKDIR's final checkpoint (weights and
+    optimizer variables) by its path in the file, and its JSON state."""
+    import json
+
+    import h5py
+
+    arrays = {}
+    with h5py.File(os.path.join(workdir, "checkpoints", "latest.weights.h5"), "r") as handle:
+        handle.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                          if isinstance(item, h5py.Dataset) else None)
+    with open(os.path.join(workdir, "checkpoints", "latest.json"), encoding="utf-8") as handle:
+        return arrays, json.load(handle)
 
 
 class WaitAt(keras.callbacks.Callback):
