@@ -1,9 +1,9 @@
 """Image captioning end to end on generated one-object scenes (about a
-minute on 2 CPU cores): learning beyond chance, the report, the export in
-a process that cannot import this project (PNG, JPEG, GIF, BMP, grayscale,
-RGBA, odd sizes), bad bytes, and the doubly stochastic penalty."""
+minute on 2 CPU cores): learning beyond chance, the report and its
+localization recounted over pixels, the export in a process that cannot
+import this project (PNG, JPEG, GIF, BMP, grayscale, RGBA, odd sizes), bad
+bytes, and the doubly stochastic penalty."""
 
-import dataclasses
 import io
 import os
 
@@ -13,21 +13,26 @@ import pytest
 pytestmark = pytest.mark.slow
 
 # One-object scenes have 2 sizes x 5 colours x 3 shapes = 30 captions: chance
-# exact match is 1/30. A CI-sized model gets most of them in trial runs.
-EXACT_MATCH_THRESHOLD = 50.0
+# exact match is 1/30. The fixture's model (32x32 images, 200 steps of 16)
+# got 66.7% and 62.5% with two training seeds, attention mass on the object
+# 2.3 and 3.0 times the box's share of the image.
+EXACT_MATCH_THRESHOLD = 40.0
 
 
 def tiny_config(**changes):
+    from caption_task_run import tiny_config as task_tiny_config
     from training.captioning.config import PRESETS, CaptioningConfig
-    from training.core import config as config_lib
 
-    config = config_lib.load(CaptioningConfig, PRESETS, "tiny")
+    # Small images and no checkpoints to write: most of a step's cost was both.
+    # Without label smoothing and the attention penalty it learns in fewer steps.
     values = dict(scene_max_objects=1, train_scenes=1500, dev_scenes=64, test_scenes=96,
-                  units=64, embedding_dim=32, attention_units=32, cnn_filters=16,
-                  batch_size=32, steps_per_epoch=50, epochs=4, learning_rate=0.005,
-                  export_name="cap", export_version=2, plot_examples=2, meteor=False)
+                  image_size=32, units=64, embedding_dim=32, attention_units=32,
+                  cnn_filters=16, batch_size=16, steps_per_epoch=50, epochs=4,
+                  learning_rate=0.01, label_smoothing=0.0, attention_regularization=0.0,
+                  dropout=0.0, checkpoint_steps=1000, export_name="cap", export_version=2,
+                  plot_examples=2, meteor=False)
     values.update(changes)
-    return dataclasses.replace(config, **values)
+    return task_tiny_config(CaptioningConfig, PRESETS, **values)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +44,23 @@ def trained(tmp_path_factory):
                                    str(tmp_path_factory.mktemp("captioning")))
 
 
+@pytest.fixture(scope="module")
+def greedy_answers(trained):
+    """The in-process greedy answer for each test scene's PNG, one dict of
+    numpy values per scene, in batches of the evaluation's size (the same
+    arithmetic as the evaluation's)."""
+    import tensorflow as tf
+
+    captioner, batch_size = trained["captioner"], trained["config"].eval_batch_size
+    pngs = [tf.io.encode_png(example.image).numpy() for example in trained["corpus"].test]
+    rows = []
+    for start in range(0, len(pngs), batch_size):
+        out = captioner.greedy(tf.constant(pngs[start:start + batch_size]))
+        out = {key: value.numpy() for key, value in out.items()}
+        rows += [{key: value[row] for key, value in out.items()} for row in range(len(out["text"]))]
+    return rows
+
+
 def test_learns_one_object_scenes_beyond_chance(trained):
     report = trained["report"]
     print({k: report[k] for k in ("greedy", "localization", "training")})
@@ -46,24 +68,65 @@ def test_learns_one_object_scenes_beyond_chance(trained):
     assert report["greedy"]["bleu4"] > 50.0
     beam = report[f"beam{trained['config'].beam_width}"]
     assert beam["exact_match"] >= EXACT_MATCH_THRESHOLD
+    # The object words look at the object: more attention in its box than
+    # attention spread evenly over the image would put there.
     loc = report["localization"]
-    assert loc["words"] > 0 and 0.0 <= loc["mass"] <= 1.0
+    assert loc["words"] > 0 and loc["mass"] > 1.5 * loc["chance"]
 
 
-def test_report_files_and_plots(trained):
-    report, workdir = trained["report"], trained["workdir"]
-    assert report["test_images"] == trained["config"].test_scenes
-    with open(os.path.join(workdir, "test.hypotheses.greedy.txt"), encoding="utf-8") as f:
-        assert len(f.read().split("\n")) - 1 == report["test_images"]
-    assert report["plots"]
-    for path in report["plots"]:
-        with open(path, "rb") as f:
-            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+def test_report_files_and_plots(trained, greedy_answers):
+    from caption_task_run import check_exact_match_recount, check_plots_and_examples, read_lines
+
+    report, workdir, test = trained["report"], trained["workdir"], trained["corpus"].test
+    assert report["test_images"] == trained["config"].test_scenes == len(test)
+    # The greedy hypotheses are the model's captions of the test scenes.
+    assert read_lines(workdir, "test.hypotheses.greedy.txt") == \
+        [row["text"].decode() for row in greedy_answers]
+    assert read_lines(workdir, "test.references.txt") == \
+        [" | ".join(example.captions) for example in test]
+    check_exact_match_recount(report, workdir, [example.captions for example in test],
+                              trained["config"].beam_width)
+    check_plots_and_examples(report)
     assert os.path.isfile(os.path.join(report["export"], "assets.extra", "metadata.json"))
     assert report["parameters"] > 0
-    for example in report["examples"]:
-        lines = example["attention"].split("\n") if example["caption"] else []
-        assert [line.split()[0] for line in lines] == example["caption"].split()
+
+
+def test_localization_equals_a_count_over_pixels(trained, greedy_answers):
+    """The report's localization and its chance levels, recounted pixel by
+    pixel from the greedy attention maps and the objects' true boxes."""
+    from training.captioning.scenes import SIZES
+
+    size = trained["config"].image_size
+    masses, hits, chances, hit_chances = [], [], [], []
+    for result, example in zip(greedy_answers, trained["corpus"].test):
+        (scene_object,) = example.objects
+        length = int(result["length"])
+        words = [word.decode() for word in result["tokens"][:length]]
+        attention = result["attention"][:length].astype(np.float64)  # --> [T, h, w]
+        grid_h, grid_w = attention.shape[1:]
+        assert size % grid_h == size % grid_w == 0  # whole pixels per cell
+        cell_h, cell_w = size // grid_h, size // grid_w
+        x0, y0, x1, y1 = scene_object.box
+        in_box = np.zeros((size, size))
+        in_box[y0:y1, x0:x1] = 1.0
+        cell_share = in_box.reshape(grid_h, cell_h, grid_w, cell_w).mean(axis=(1, 3))
+        # The pixel holding each cell's centre (box edges are whole pixels).
+        centre_in_box = in_box[cell_h // 2::cell_h, cell_w // 2::cell_w]
+        names = {scene_object.colour, scene_object.shape}
+        for t, word in enumerate(words):
+            # A size word names the object of the word after it.
+            if word in names or (word in SIZES and t + 1 < length and words[t + 1] in names):
+                weights = attention[t]
+                masses.append(float((weights * cell_share).sum() / weights.sum()))
+                row, column = np.unravel_index(np.argmax(weights), weights.shape)
+                hits.append(centre_in_box[row, column])
+                chances.append(in_box.mean())
+                hit_chances.append(centre_in_box.mean())
+    loc = trained["report"]["localization"]
+    assert loc["words"] == len(masses) > 0
+    for key, values in (("mass", masses), ("hit_rate", hits), ("chance", chances),
+                        ("hit_chance", hit_chances)):
+        assert loc[key] == pytest.approx(np.mean(values), rel=1e-6, abs=1e-12), key
 
 
 def test_attention_text_view_names_the_peak_region():
@@ -96,6 +159,7 @@ def encoded_variants(image):
 def test_export_in_a_fresh_process_equals_in_process(trained, tmp_path):
     import tensorflow as tf
 
+    from caption_task_run import read_lines, texts
     from export_check import check_metadata_matches_signatures, run_in_fresh_process
 
     captioner, test = trained["captioner"], trained["corpus"].test
@@ -107,13 +171,12 @@ def test_export_in_a_fresh_process_equals_in_process(trained, tmp_path):
                                cwd=tmp_path)
     check_metadata_matches_signatures(out)
     metadata = out["metadata"]
-    assert metadata["task"] == "image_captioning" and metadata["image_size"] == 64
+    assert metadata["task"] == "image_captioning"
+    assert metadata["image_size"] == trained["config"].image_size
     h, w = metadata["grid_shape"]
     greedy, beam = out["signatures"]["serving_default"], out["signatures"]["beam_search"]
-    in_process = captioner.greedy(tf.constant(inputs))
-    assert greedy["text"] == [t.decode() for t in in_process["text"].numpy()]
-    in_beam = captioner.beam(tf.constant(inputs))
-    assert beam["text"] == [[t.decode() for t in row] for row in in_beam["text"].numpy()]
+    assert greedy["text"] == texts(captioner.greedy(tf.constant(inputs)))
+    assert beam["text"] == texts(captioner.beam(tf.constant(inputs)))
     attention = np.asarray(greedy["attention"])
     assert attention.shape[0] == len(inputs) and attention.shape[2:] == (h, w)
     for row, length in zip(attention, greedy["length"]):
@@ -123,7 +186,9 @@ def test_export_in_a_fresh_process_equals_in_process(trained, tmp_path):
     png = greedy["text"][names.index("png")]
     for name in ("bmp", "rgba"):
         assert greedy["text"][names.index(name)] == png, name
-    assert png == test[0].captions[0] or trained["report"]["greedy"]["exact_match"] < 100
+    # The export's captions of test scenes 0 to 3 are the evaluation's.
+    hypotheses = read_lines(trained["workdir"], "test.hypotheses.greedy.txt")
+    assert [png, *greedy["text"][len(names):]] == hypotheses[:4]
 
 
 def test_bytes_that_are_not_an_image_fail_with_a_clear_error(trained):
