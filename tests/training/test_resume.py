@@ -1,7 +1,7 @@
-"""Resume exact to the step: a run killed by SIGKILL mid-epoch (in a fresh
-process), or stopped by its time budget, continues where it stopped with the
-data order and dropout draws it would have had, and ends with the weights
-and optimizer state of an uninterrupted run of the same seed.
+"""Resume exact to the step: a run stopped by its time budget continues
+where it stopped with the data order and dropout draws it would have had,
+and ends with the weights of an uninterrupted run of the same seed (a run
+killed by SIGKILL: test_resume_sigkill.py).
 Checkpoint files that are corrupt are skipped; checkpoints and vocabularies
 of another config are refused with the difference named."""
 
@@ -12,7 +12,6 @@ import random
 
 import numpy as np
 import pytest
-from train_script import checkpoint_arrays
 
 pytestmark = pytest.mark.slow
 
@@ -167,84 +166,3 @@ def test_no_pair_within_the_length_limit_is_a_clear_error(tmp_path):
     with pytest.raises(CorpusError, match="max_train_tokens=1"):
         train_lib.train(small_config(max_train_tokens=1), str(tmp_path / "run"), toy_corpus(),
                         log=lambda *a: None)
-
-
-# ------------------------------------------------------- a real SIGKILL
-KILL_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_script.py")
-# Two epochs of 10 steps, a checkpoint every 5, dropout on (its seed states
-# must resume too); the kill comes after step 15's checkpoint, mid-epoch 2.
-KILL_RUNS = {
-    "translation": ["max_train_pairs=2000", "dropout=0.2"],
-    "captioning": ["train_scenes=160", "dev_scenes=16", "test_scenes=8", "dropout=0.2"],
-}
-KILL_COMMON = ["epochs=2", "steps_per_epoch=10", "checkpoint_steps=5",
-               "early_stopping_patience=0", "max_train_seconds=0"]
-KILLED_AT = 15
-SUBPROCESS_SECONDS = 300
-
-
-def _script_env():
-    return dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3",
-                PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="")
-
-
-def _train_in_subprocess(task, workdir, *extra):
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, KILL_SCRIPT, task, str(workdir), *extra,
-                           *KILL_COMMON, *KILL_RUNS[task]], env=_script_env(),
-                          capture_output=True, text=True, timeout=SUBPROCESS_SECONDS)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    return done.stdout
-
-
-def _kill_when_waiting(task, workdir):
-    """Starts a run that blocks after step KILLED_AT's checkpoint; SIGKILLs it there."""
-    import signal
-    import subprocess
-    import sys
-
-    process = subprocess.Popen(
-        [sys.executable, KILL_SCRIPT, task, str(workdir), "--wait-at", str(KILLED_AT),
-         *KILL_COMMON, *KILL_RUNS[task]], env=_script_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    lines = []
-    try:
-        for line in process.stdout:  # ends when the process exits
-            lines.append(line)
-            if line.startswith(f"WAITING AT STEP {KILLED_AT}"):
-                process.send_signal(signal.SIGKILL)
-                break
-    finally:
-        if process.poll() is None and not lines[-1:] == [f"WAITING AT STEP {KILLED_AT}\n"]:
-            process.kill()
-        process.wait(timeout=60)
-        process.stdout.close()
-    assert process.returncode == -signal.SIGKILL, "".join(lines)[-3000:]
-
-
-@pytest.mark.parametrize("task", sorted(KILL_RUNS))
-def test_sigkill_then_rerun_ends_with_the_uninterrupted_weights(task, tmp_path):
-    reference_dir, run_dir = tmp_path / "uninterrupted", tmp_path / "killed"
-    _train_in_subprocess(task, reference_dir)
-    _kill_when_waiting(task, run_dir)
-    killed_state = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
-    assert killed_state["step"] == KILLED_AT
-    output = _train_in_subprocess(task, run_dir)
-    assert f"at step {KILLED_AT}" in output and "resumed from" in output, output[-3000:]
-    assert f"resuming at step {KILLED_AT}, 5 steps of it left" in output, output[-3000:]
-
-    want, want_state = checkpoint_arrays(reference_dir)
-    got, got_state = checkpoint_arrays(run_dir)
-    assert got_state["step"] == want_state["step"] == 20
-    assert got_state["random_states"] == want_state["random_states"]
-    # Dropout drew once a step: a seed state counts the draws.
-    assert max(state[1] for state in want_state["random_states"]) >= 20
-    assert sorted(got) == sorted(want) and len(want) > 10
-    # The same operations on the same values in a fresh process: equal to
-    # float32 rounding (1e-6 relative, for a reduction summed in another order
-    # by TensorFlow's thread pool); a wrong dropout mask, batch or optimizer
-    # moment moves weights by 1e-3 and more after 5 steps.
-    for name in want:
-        np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-7, err_msg=name)

@@ -1,4 +1,4 @@
-"""Trains a task in this fresh process (test_resume.py; by hand for JAX clusters).
+"""Trains a task in this fresh process (test_resume_sigkill.py).
 
     python train_script.py TASK WORKDIR [--wait-at STEP] [KEY=VALUE ...]
 
