@@ -58,3 +58,27 @@ def dtype_policy():
 
     yield _set
     keras.config.set_dtype_policy("float32")
+
+
+# Files that run for minutes, mostly in subprocesses (JAX clusters, SIGKILL
+# runs, whole training jobs). xdist hands out whole files; sorted by test
+# count (its default) these few-test files came last and ran one after the
+# other on one worker while the other idled. Collected first (setup.cfg
+# turns xdist's reordering off), they start at once and the light files fill
+# the gaps.
+LONGEST_FILES = (
+    "training/test_jax_training.py", "training/test_jax_caption_jobs.py",
+    "training/test_resume_sigkill.py", "training/test_video_training.py",
+    "training/test_translation_training.py", "training/test_captioning_training.py",
+    "serving/test_server.py", "training/test_resume.py", "training/test_precision.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(LONGEST_FILES)}
+
+    def file_rank(item):
+        path = item.nodeid.split("::", 1)[0]
+        return rank.get(path[len("tests/"):] if path.startswith("tests/") else path, len(rank))
+
+    items.sort(key=file_rank)  # stable: the other files keep their order
