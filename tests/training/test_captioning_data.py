@@ -10,6 +10,7 @@ import zlib
 
 import numpy as np
 import pytest
+from bad_lines import assert_bad_line_named_then_skipped
 import tensorflow as tf
 
 from training.captioning import data, scenes
@@ -201,25 +202,14 @@ BAD_LINES = {
 def test_each_bad_line_raises_naming_file_and_line_or_is_skipped(tmp_path, case):
     line, write_bad_image, pattern = BAD_LINES[case]
     images, lines = good_folder(tmp_path, count=3)
-    image_name = line.split(",")[0]
-    if write_bad_image is not None:
-        write_bad_image(images / image_name)
-    # The header is line 1, good0 and good1 lines 2 and 3: the bad line is line 4.
-    captions = write_captions(tmp_path / "captions.txt", lines[:2] + [line] + lines[2:])
-    with pytest.raises(CaptionDataError) as raised:
-        data.load_folder(str(images), captions, SIZE, dev_fraction=0, test_fraction=0)
-    message = str(raised.value)
-    assert message.startswith(f"{captions}:4: "), message
-    assert re.search(pattern, message), message
-    if write_bad_image is not None or case == "missing image":
-        assert str(images / image_name) in message
-    corpus = data.load_folder(str(images), captions, SIZE, skip_bad_lines=True,
-                              dev_fraction=0, test_fraction=0)
-    assert corpus.skipped == 1
+    corpus = assert_bad_line_named_then_skipped(
+        images, "image,caption", lines, line, write_bad_image, pattern,
+        lambda folder, captions, **keywords: data.load_folder(
+            str(folder), captions, SIZE, dev_fraction=0, test_fraction=0, **keywords),
+        CaptionDataError, named=write_bad_image is not None or case == "missing image")
     assert [e.source for e in corpus.train] == ["good0.png", "good1.png", "good2.png"]
     assert [e.captions for e in corpus.train] == [[f"a good picture number {i}"]
                                                   for i in range(3)]
-    assert "1 bad lines skipped" in corpus.summary()
 
 
 def test_every_line_of_a_bad_image_is_skipped_and_the_first_is_named(tmp_path):

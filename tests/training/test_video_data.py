@@ -17,6 +17,7 @@ import zlib
 
 import numpy as np
 import pytest
+from bad_lines import assert_bad_line_named_then_skipped
 from PIL import Image
 
 from training.video import clips, data
@@ -432,22 +433,10 @@ def test_each_bad_line_raises_naming_file_and_line_or_is_skipped(tmp_path, case,
                                                                  no_video_decoder):
     line, write_bad_clip, pattern = BAD_LINES[case]
     folder, lines = good_folder(tmp_path, count=3)
-    clip_name = line.split(",")[0]
-    if write_bad_clip is not None:
-        write_bad_clip(folder / clip_name)
-    # The header is line 1, good0 and good1 lines 2 and 3: the bad line is line 4.
-    captions = write_captions(tmp_path / "captions.txt", lines[:2] + [line] + lines[2:])
-    with pytest.raises(VideoDataError) as raised:
-        load(folder, captions)
-    message = str(raised.value)
-    assert message.startswith(f"{captions}:4: "), message
-    assert re.search(pattern, message), message
-    if write_bad_clip is not None or case == "missing clip":
-        assert str(folder / clip_name) in message
-    corpus = load(folder, captions, skip_bad_lines=True)
-    assert corpus.skipped == 1
+    corpus = assert_bad_line_named_then_skipped(
+        folder, "clip,caption", lines, line, write_bad_clip, pattern, load, VideoDataError,
+        named=write_bad_clip is not None or case == "missing clip")
     assert [e.source for e in corpus.train] == ["good0.gif", "good1.gif", "good2.gif"]
-    assert "1 bad lines skipped" in corpus.summary()
 
 
 def test_feature_size_differing_from_the_first_clip(tmp_path):
