@@ -317,10 +317,10 @@ def test_bundled_format_too_small_is_refused(tmp_path):
         data.load_bundled(path=path)
 
 
-def test_real_bundled_corpus_when_present():
+def test_real_bundled_corpus():
+    # The corpus ships with the package: a missing file is a packaging failure.
     path = data.bundled_corpus_path()
-    if not os.path.exists(path):
-        pytest.skip(f"{path} is not built yet")
+    assert os.path.exists(path), path
     en_es = data.load_bundled("en-es")
     es_en = data.load_bundled("es-en")
     assert len(en_es.train) > len(en_es.dev) > 0 and len(en_es.test) > 0
@@ -336,7 +336,7 @@ def test_real_bundled_corpus_when_present():
 
 # ------------------------------------------------------ tensorflow-datasets
 def test_tfds_with_mock_data(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds
     name = "ted_hrlr_translate/pt_to_en"
     with tfds.testing.mock_data(num_examples=120):
         corpus = data.load_tfds(name, data_dir=str(tmp_path))
@@ -354,7 +354,7 @@ def test_tfds_with_mock_data(tmp_path):
 
 
 def test_tfds_too_small_is_refused(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds
     with tfds.testing.mock_data(num_examples=10):
         with pytest.raises(CorpusError, match="at least"):
             data.load_tfds("ted_hrlr_translate/pt_to_en", data_dir=str(tmp_path))
