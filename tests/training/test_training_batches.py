@@ -89,3 +89,27 @@ def test_each_process_of_two_takes_its_half_of_nested_batches(process, monkeypat
                                       whole["source"]["lengths"][rows])
         np.testing.assert_array_equal(mine["target_in"], whole["target_in"][rows])
         np.testing.assert_array_equal(mine_y, whole_y[rows])
+
+
+def stream_of_lengths(dataset, batches):
+    """Each batch's clip lengths, the first `batches` batches of one iterator."""
+    return [x["source"]["lengths"].numpy().tolist() for x, _ in dataset.take(batches)]
+
+
+def test_a_shuffled_stream_is_the_same_from_every_iterator_and_every_dataset():
+    """Every iterator gives one stream (Keras opens one to peek at a batch,
+    then another to train on: the stream may not depend on that), equal
+    for two datasets of one seed; each pass is a new order of every
+    example once."""
+    lengths = list(range(1, 13))
+    make = lambda seed: batching.make_dataset(  # noqa: E731
+        clip_examples(lengths), 4, shuffle=True, seed=seed, repeat=True, source_spec=CLIP_SPEC)
+    dataset = make(7)
+    first = stream_of_lengths(dataset, 9)  # 3 passes of 3 batches
+    assert stream_of_lengths(dataset, 9) == first
+    assert stream_of_lengths(make(7), 9) == first
+    passes = [sorted(sum(first[i:i + 3], [])) for i in (0, 3, 6)]
+    assert passes == [lengths] * 3
+    orders = [sum(first[i:i + 3], []) for i in (0, 3, 6)]
+    assert len({tuple(order) for order in orders}) == 3
+    assert stream_of_lengths(make(8), 9) != first

@@ -40,7 +40,9 @@ def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_re
         examples: `(sources, targets_in, targets_out)`, equal-length lists
             (sources: arrays matching `source_spec`; targets: int32 `[T]`).
         batch_size: Examples per batch.
-        shuffle: Draw the order from `seed`, anew each pass and the same on
+        shuffle: A new order each pass, drawn from `seed` and the pass's
+            number alone: every iterator of the dataset gives the same
+            stream (Keras may open more than one), on every process and
             every run with that seed.
         repeat: Repeat forever (training); else one pass that declares its
             number of batches, so Keras averages metrics over the right count.
@@ -67,17 +69,17 @@ def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_re
         raise ValueError(f"examples must be three lists of one length, received "
                          f"{len(sources)}, {len(targets_in)}, {len(targets_out)}")
 
-    def generator():
-        yield from zip(sources, targets_in, targets_out)
-
     target_spec = tf.TensorSpec([None], tf.int32)
-    dataset = tf.data.Dataset.from_generator(
-        generator, output_signature=(source_spec, target_spec, target_spec))
-    dataset = dataset.cache()
+    signature = (source_spec, target_spec, target_spec)
     if shuffle:
-        dataset = dataset.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
+        dataset = _shuffled_passes(examples, signature, seed, repeat)
+    else:
+        def generator():
+            yield from zip(sources, targets_in, targets_out)
+
+        dataset = tf.data.Dataset.from_generator(generator, output_signature=signature).cache()
+        if repeat:
+            dataset = dataset.repeat()
     if bucket_boundaries:
         boundaries = list(bucket_boundaries)
         if static_shapes:  # every length below the last boundary, padded to boundary - 1
@@ -107,6 +109,28 @@ def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_re
         batches = sum(1 for _ in dataset)
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _shuffled_passes(examples, signature, seed, repeat):
+    """The examples pass after pass (one pass unless `repeat`), pass p in
+    the order `permutation(seed, p)`.
+
+    (tf.data's `shuffle(reshuffle_each_iteration=True)` draws each new
+    iterator's order from a generator the iterators share, so the stream
+    depended on how many iterators had been opened before, and when.)
+    """
+    count = len(examples[0])
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+
+    def one_pass(pass_number):
+        order = np.random.default_rng([seed, int(pass_number)]).permutation(count)
+        for index in order:
+            yield tuple(part[index] for part in examples)
+
+    passes = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+    return passes.flat_map(lambda number: tf.data.Dataset.from_generator(
+        one_pass, args=(number,), output_signature=signature))
 
 
 def largest_shapes(values, spec):
