@@ -17,6 +17,11 @@ SCRIPT = os.path.join(HERE, "jax_training_script.py")
 REPO = os.path.dirname(os.path.dirname(HERE))
 LOSS_RTOL = 1e-4
 TIMEOUT = 900  # seconds a run may take on 2 busy CPU cores (about 5 minutes measured)
+# The caption tasks' whole jobs, shortened: 3 steps, a checkpoint at the last.
+CAPTION_JOB_OVERRIDES = {
+    task: [f"train_{unit}=64", f"dev_{unit}=16", f"test_{unit}=8", "steps_per_epoch=3",
+           "epochs=1", "checkpoint_steps=3", "plot_examples=1"]
+    for task, unit in (("captioning", "scenes"), ("video", "clips"))}
 CLUSTER_VARIABLES = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                      "KERAS_DISTRIBUTION_PROCESS_ID")
 
