@@ -77,6 +77,13 @@ class InputVariant(NamedTuple):
     description: Optional[str] = None
 
 
+class _Untracked:
+    """Holds a value out of `tf.Module`'s tracking."""
+
+    def __init__(self, value):
+        self.value = value
+
+
 class SequenceExporter(tf.Module):
     """Base of every task's exporter: decoding, output schema, metadata, save.
 
@@ -112,7 +119,11 @@ class SequenceExporter(tf.Module):
         if not 1 <= int(num_hypotheses) <= int(beam_width):
             raise ValueError(f"num_hypotheses must be in [1, beam_width={beam_width}], "
                              f"received {num_hypotheses}")
-        self.model = model
+        # The SavedModel keeps the model's variables, not the Keras object:
+        # saving the object graph of every layer (and the functions Keras
+        # adds to it) took as long as tracing the signatures.
+        self._model = _Untracked(model)
+        self.model_variables = list(model.variables)
         self.target_vocabulary = target_vocabulary
         self.max_output_tokens = int(max_output_tokens)
         self.beam_width = int(beam_width)
@@ -122,8 +133,9 @@ class SequenceExporter(tf.Module):
         self.recaser = recaser
         self.variants = self._checked_variants()
         # Signature key -> tf.function; the first variant's are also
-        # `self.greedy` and `self.beam`.
-        self.signature_functions = {}
+        # `self.greedy` and `self.beam`. Untracked: the SavedModel holds them
+        # as signatures (tracked, they were traced a second time to save).
+        functions = {}
         for variant in self.variants:
             if variant.prepare is None:  # one input through `prepare()`
                 specs = list(variant.specs.values())
@@ -131,10 +143,29 @@ class SequenceExporter(tf.Module):
                 beam = tf.function(self._beam, input_signature=specs)
             else:
                 greedy, beam = self._variant_functions(variant)
-            self.signature_functions[variant.greedy_signature] = greedy
-            self.signature_functions[variant.beam_signature] = beam
-        self.greedy = self.signature_functions[GREEDY_SIGNATURE]
-        self.beam = self.signature_functions[BEAM_SIGNATURE]
+            functions[variant.greedy_signature] = greedy
+            functions[variant.beam_signature] = beam
+        self._functions = _Untracked(functions)
+
+    @property
+    def model(self):
+        """The `AttentionSeq2Seq` the signatures decode with."""
+        return self._model.value
+
+    @property
+    def signature_functions(self):
+        """Signature key -> its `tf.function`."""
+        return self._functions.value
+
+    # Methods, not attributes holding the functions: tf.Module lists every
+    # attribute that is a tf.function and saves (and traces) it again.
+    def greedy(self, *inputs):
+        """`serving_default`: greedy decoding of the first input variant's inputs."""
+        return self.signature_functions[GREEDY_SIGNATURE](*inputs)
+
+    def beam(self, *inputs):
+        """`beam_search`: beam search on the first input variant's inputs."""
+        return self.signature_functions[BEAM_SIGNATURE](*inputs)
 
     # ------------------------------------------------------------ task hooks
     def input_variants(self):
