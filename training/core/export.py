@@ -135,12 +135,14 @@ class SequenceExporter(tf.Module):
         # Signature key -> tf.function; the first variant's are also
         # `self.greedy` and `self.beam`. Untracked: the SavedModel holds them
         # as signatures (tracked, they were traced a second time to save).
+        # autograph=False: decoding loops are keras.ops.while_loop already;
+        # converting every Python function on the way halved tracing's speed.
         functions = {}
         for variant in self.variants:
             if variant.prepare is None:  # one input through `prepare()`
                 specs = list(variant.specs.values())
-                greedy = tf.function(self._greedy, input_signature=specs)
-                beam = tf.function(self._beam, input_signature=specs)
+                greedy = tf.function(self._greedy, input_signature=specs, autograph=False)
+                beam = tf.function(self._beam, input_signature=specs, autograph=False)
             else:
                 greedy, beam = self._variant_functions(variant)
             functions[variant.greedy_signature] = greedy
@@ -236,8 +238,8 @@ class SequenceExporter(tf.Module):
 
         greedy.__name__ = variant.greedy_signature
         beam.__name__ = variant.beam_signature
-        return (tf.function(greedy, input_signature=specs),
-                tf.function(beam, input_signature=specs))
+        return (tf.function(greedy, input_signature=specs, autograph=False),
+                tf.function(beam, input_signature=specs, autograph=False))
 
     def _decode(self, prepared, method, **options):
         """Decodes `prepare()`'s `(source, max_lengths, rows, extras)`."""
