@@ -61,11 +61,10 @@ def dtype_policy():
 
 
 # Files that run for minutes, mostly in subprocesses (JAX clusters, SIGKILL
-# runs, whole training jobs). xdist hands out whole files; sorted by test
-# count (its default) these few-test files came last and ran one after the
-# other on one worker while the other idled. Collected first (setup.cfg
-# turns xdist's reordering off), they start at once and the light files fill
-# the gaps.
+# runs, whole training jobs). Sorted by test count (xdist's default) these
+# few-test files came last and ran one after the other on one worker while
+# the other idled. Collected first (setup.cfg turns xdist's reordering off),
+# they start at once and the light files fill the gaps.
 LONGEST_FILES = (
     "training/test_jax_training.py", "training/test_jax_caption_jobs.py",
     "training/test_resume_sigkill.py", "training/test_video_training.py",
@@ -74,11 +73,25 @@ LONGEST_FILES = (
 )
 
 
+# Files whose tests share nothing (no module fixture): xdist may hand out
+# their tests one by one (`--dist loadgroup`), so two minutes-long tests of
+# one file run on both workers at once. Every other file stays whole on one
+# worker, where its module fixtures are built once.
+INDEPENDENT_TESTS = (
+    "training/test_jax_training.py", "training/test_jax_caption_jobs.py",
+    "training/test_resume_sigkill.py", "training/test_export_base.py",
+    "layers/test_attention_common.py", "layers/test_attention_decoder_cell.py",
+)
+
+
+def _test_file(item):
+    path = item.nodeid.split("::", 1)[0]
+    return path[len("tests/"):] if path.startswith("tests/") else path
+
+
 def pytest_collection_modifyitems(config, items):
     rank = {name: index for index, name in enumerate(LONGEST_FILES)}
-
-    def file_rank(item):
-        path = item.nodeid.split("::", 1)[0]
-        return rank.get(path[len("tests/"):] if path.startswith("tests/") else path, len(rank))
-
-    items.sort(key=file_rank)  # stable: the other files keep their order
+    items.sort(key=lambda item: rank.get(_test_file(item), len(rank)))  # stable
+    for item in items:
+        if _test_file(item) not in INDEPENDENT_TESTS:
+            item.add_marker(pytest.mark.xdist_group(_test_file(item)))
