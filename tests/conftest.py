@@ -89,6 +89,7 @@ def _test_file(item):
     return path[len("tests/"):] if path.startswith("tests/") else path
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     rank = {name: index for index, name in enumerate(LONGEST_FILES)}
     items.sort(key=lambda item: rank.get(_test_file(item), len(rank)))  # stable
