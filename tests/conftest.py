@@ -74,9 +74,9 @@ LONGEST_FILES = (
 
 
 # Files whose tests share nothing (no module fixture): xdist may hand out
-# their tests one by one (`--dist loadgroup`), so two minutes-long tests of
-# one file run on both workers at once. Every other file stays whole on one
-# worker, where its module fixtures are built once.
+# their tests one by one, so two minutes-long tests of one file run on both
+# workers at once. Every other file goes whole to one worker, where its
+# module fixtures are built once.
 INDEPENDENT_TESTS = (
     "training/test_jax_training.py", "training/test_jax_caption_jobs.py",
     "training/test_resume_sigkill.py", "training/test_export_base.py",
@@ -84,15 +84,26 @@ INDEPENDENT_TESTS = (
 )
 
 
-def _test_file(item):
-    path = item.nodeid.split("::", 1)[0]
+def _test_file(nodeid):
+    path = nodeid.split("::", 1)[0]
     return path[len("tests/"):] if path.startswith("tests/") else path
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     rank = {name: index for index, name in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: rank.get(_test_file(item), len(rank)))  # stable
-    for item in items:
-        if _test_file(item) not in INDEPENDENT_TESTS:
-            item.add_marker(pytest.mark.xdist_group(_test_file(item)))
+    items.sort(key=lambda item: rank.get(_test_file(item.nodeid), len(rank)))  # stable
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's file-by-file scheduling, but one test at a time for the
+    files of INDEPENDENT_TESTS. (Its `loadgroup` marks tests by renaming
+    their node ids, which pytest 9 no longer lets a plugin do.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesOrTests(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            if _test_file(nodeid) in INDEPENDENT_TESTS:
+                return nodeid
+            return nodeid.split("::", 1)[0]
+
+    return FilesOrTests(config, log)
