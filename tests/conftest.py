@@ -94,6 +94,7 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(_test_file(item.nodeid), len(rank)))  # stable
 
 
+@pytest.hookimpl(optionalhook=True)  # `-p no:xdist` runs without it
 def pytest_xdist_make_scheduler(config, log):
     """xdist's file-by-file scheduling, but one test at a time for the
     files of INDEPENDENT_TESTS. (Its `loadgroup` marks tests by renaming
