@@ -97,8 +97,9 @@ def trained(tmp_path_factory):
     corpus = data_lib.split_by_hash(pairs, 0.05, 0.05)
     corpus.description = "toy corpus"
     data_lib.check_size(corpus)
+    # 200 steps: BLEU 98.8 greedy and beam (400 steps: 100; 150 steps: 92).
     config = tiny_config(
-        units=64, embedding_dim=64, attention_units=64, epochs=8, steps_per_epoch=50,
+        units=64, embedding_dim=64, attention_units=64, epochs=4, steps_per_epoch=50,
         learning_rate=0.01, max_eval_pairs=64, export_name="toy", export_version=3,
     )
     translators = []
