@@ -13,6 +13,7 @@ stop at their length limit (2 x source words + 10) instead of ending.
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -48,6 +49,7 @@ def main(argv=None):
 
     from training.core import config as config_lib
     from training.core import evaluation as core_evaluation
+    from training.core.decoding_options import DecodingOptions
     from training.core.recasing import Recaser
     from training.translation.config import PRESETS, TranslationConfig
     from training.translation.export import Translator
@@ -69,8 +71,9 @@ def main(argv=None):
         recaser = Recaser.from_texts([target for _, target in corpus.train])
     for size, recase in settings:
         translator = Translator(model, source_vocabulary, target_vocabulary,
-                                config.max_target_tokens, config.beam_width,
-                                config.length_penalty, config.num_hypotheses, size,
+                                config.max_target_tokens,
+                                dataclasses.replace(DecodingOptions.from_config(config),
+                                                    no_repeat_ngram_size=size),
                                 recaser if recase else None)
         for name, signature in (("greedy", translator.greedy),
                                 (f"beam{config.beam_width}", translator.beam)):

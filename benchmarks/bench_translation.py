@@ -79,6 +79,7 @@ from benchmarks.common import (  # noqa: E402
 from benchmarks.reference_nmt import ReferenceNMT  # noqa: E402
 from training.core import fitting  # noqa: E402
 from training.core.encoders import RecurrentTextEncoder  # noqa: E402
+from training.core.decoding_options import DecodingOptions  # noqa: E402
 from training.core.recasing import Recaser  # noqa: E402
 from training.core.seq2seq import AttentionSeq2Seq, build_decoder_cell  # noqa: E402
 from training.translation import train as train_lib  # noqa: E402
@@ -205,8 +206,7 @@ def train_and_score(config, architecture, recipe, corpus, workdir, recaser):
     model = fit_result.model
     wall = time.monotonic() - start
     translator = Translator(model, source_vocabulary, target_vocabulary, config.max_target_tokens,
-                            config.beam_width, config.length_penalty, config.num_hypotheses,
-                            config.no_repeat_ngram_size, recaser)
+                            DecodingOptions.from_config(config), recaser)
     start = time.monotonic()
     report = train_lib.evaluate(config, translator, corpus, workdir, log=print)
     beam = f"beam{config.beam_width}"

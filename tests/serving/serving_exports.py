@@ -8,6 +8,7 @@ WORDS = ["the", "a", "red", "green", "dog", "cat", "sees", "runs", "."]
 
 
 def build_translator():
+    from training.core.decoding_options import DecodingOptions
     from training.core.encoders import RecurrentTextEncoder
     from training.core.seq2seq import AttentionSeq2Seq, make_decoder_cell
     from training.core.text import SPECIAL_TOKENS, Vocabulary
@@ -21,11 +22,13 @@ def build_translator():
     model = AttentionSeq2Seq(RecurrentTextEncoder(size, 8, 8), size, 8,
                              make_decoder_cell(16, "additive", 8))
     model({"source": np.ones((1, 3), "int32"), "target_in": np.ones((1, 2), "int32")})
-    return Translator(model, vocabulary, vocabulary, 12, beam_width=3, num_hypotheses=2)
+    return Translator(model, vocabulary, vocabulary, 12,
+                      DecodingOptions(beam_width=3, num_hypotheses=2))
 
 
 def build_captioner():
     import keras
+    from training.core.decoding_options import DecodingOptions
 
     from training.core.image_encoders import ConvImageEncoder
     from training.core.seq2seq import AttentionSeq2Seq, make_decoder_cell
@@ -38,8 +41,8 @@ def build_captioner():
                              make_decoder_cell(16, "additive", 8))
     images = np.zeros((1, 32, 32, 3), "uint8")
     model({"source": images, "target_in": np.ones((1, 2), "int32")})
-    return Captioner(model, vocabulary, 32, model.encoder.grid_shape(32), 8, beam_width=2,
-                     num_hypotheses=2)
+    return Captioner(model, vocabulary, 32, model.encoder.grid_shape(32), 8,
+                     DecodingOptions(beam_width=2, num_hypotheses=2))
 
 
 def png_bytes(seed, size=(20, 28)):

@@ -11,6 +11,7 @@ import sacrebleu
 def small_translator(rnn_type):
     import keras
 
+    from training.core.decoding_options import DecodingOptions
     from training.core.seq2seq import AttentionSeq2Seq, make_decoder_cell
     from training.core.encoders import RecurrentTextEncoder
     from training.core.text import Vocabulary, SPECIAL_TOKENS
@@ -22,7 +23,8 @@ def small_translator(rnn_type):
         RecurrentTextEncoder(len(words), 8, 4, rnn_type=rnn_type), len(words), 8,
         make_decoder_cell(8, "additive", 8, rnn_type=rnn_type))
     model({"source": np.ones((1, 3), "int32"), "target_in": np.ones((1, 2), "int32")})
-    return Translator(model, vocabulary, vocabulary, 6, beam_width=2, num_hypotheses=2), keras
+    return Translator(model, vocabulary, vocabulary, 6,
+                      DecodingOptions(beam_width=2, num_hypotheses=2)), keras
 
 
 @pytest.mark.parametrize("rnn_type", ["gru", "lstm"])
@@ -129,8 +131,7 @@ def test_an_exporter_with_several_inputs_and_variants(tmp_path):
             source_vocabulary = translator.source_vocabulary
             return self.prepare_ids(source_vocabulary.encode(text), tf.fill(tf.shape(text), 3))
 
-    exporter = TwoInputs(translator.model, translator.target_vocabulary, 5, beam_width=2,
-                         num_hypotheses=2)
+    exporter = TwoInputs(translator.model, translator.target_vocabulary, 5, translator.decoding)
     path = exporter.save(str(tmp_path), "toy", 1)
     metadata = export_lib.read_metadata(path)
     signatures = metadata["signatures"]
@@ -159,5 +160,4 @@ def test_an_exporter_with_several_inputs_and_variants(tmp_path):
             return super().input_variants()[::-1]
 
     with pytest.raises(ValueError, match="first input variant"):
-        Misnamed(translator.model, translator.target_vocabulary, 5, beam_width=2,
-                 num_hypotheses=2)
+        Misnamed(translator.model, translator.target_vocabulary, 5, translator.decoding)

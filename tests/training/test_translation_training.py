@@ -89,6 +89,7 @@ def cli(*args):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """`train_and_evaluate` on the toy corpus, with the Translator it exported."""
+    from training.core.decoding_options import DecodingOptions
     from training.translation import data as data_lib
     from training.translation import train as train_lib
 
@@ -125,8 +126,7 @@ def trained(tmp_path_factory):
     bias.assign(np.where(np.arange(bias.shape[0]) == 3, -1e4, 0.0).astype("float32"))
     untrained_translator = train_lib.Translator(
         untrained, translator.source_vocabulary, translator.target_vocabulary,
-        config.max_target_tokens, config.beam_width, config.length_penalty,
-        config.num_hypotheses)
+        config.max_target_tokens, DecodingOptions.from_config(config))
     return dict(report=report, translator=translator, workdir=workdir, corpus=corpus,
                 config=config, logs=logs, seconds=seconds,
                 untrained_translator=untrained_translator)

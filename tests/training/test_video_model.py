@@ -316,11 +316,12 @@ def small_vocabulary():
 
 
 def test_mean_pooled_export_returns_uniform_attention_over_each_clip(rng):
+    from training.core.decoding_options import DecodingOptions
     from training.video.export import VideoCaptioner
 
     model = make_model(rng, vocab_size=8, model="mean_pool")
     captioner = VideoCaptioner(model, small_vocabulary(), 4, frame_size=16, max_frames=10,
-                               beam_width=2, num_hypotheses=2)
+                               decoding=DecodingOptions(beam_width=2, num_hypotheses=2))
     frames = rng.integers(0, 256, (2, 5, 16, 16, 3)).astype("uint8")
     out = captioner.greedy(frames, np.array([5, 2], "int32"))
     attention, lengths = out["attention"].numpy(), out["length"].numpy()  # --> [B, T_out, T']
@@ -336,6 +337,7 @@ def test_mean_pooled_export_returns_uniform_attention_over_each_clip(rng):
 
 
 def test_a_features_model_exports_features_signatures_only(rng):
+    from training.core.decoding_options import DecodingOptions
     from training.video.export import VideoCaptioner
     from training.video.model import build_model
 
@@ -345,7 +347,7 @@ def test_a_features_model_exports_features_signatures_only(rng):
     model({"source": {"features": features, "lengths": np.array([4, 3])},
            "target_in": np.ones((2, 3), "int32")})
     captioner = VideoCaptioner(model, small_vocabulary(), 4, frame_size=16, max_frames=10,
-                               beam_width=2, num_hypotheses=2)
+                               decoding=DecodingOptions(beam_width=2, num_hypotheses=2))
     assert sorted(captioner.signature_functions) == ["beam_search", "serving_default"]
     out = captioner.greedy(features, np.array([4, 3], "int32"))
     assert out["attention"].shape[-1] == 4

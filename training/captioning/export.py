@@ -14,6 +14,7 @@ Only stock TensorFlow ops.
 
 import tensorflow as tf
 
+from training.core.decoding_options import DecodingOptions
 from training.core.export import SequenceExporter
 
 
@@ -39,7 +40,7 @@ class Captioner(SequenceExporter):
         image_size: The side images are resized to.
         grid_shape: `(h, w)` of the encoder's region grid.
         max_caption_tokens: Most words per caption.
-        beam_width, length_penalty, num_hypotheses: Beam signature settings.
+        decoding: `DecodingOptions` of both signatures.
 
     Example (`captioner.save("export", "captioner", 1)` writes it):
 
@@ -53,11 +54,10 @@ class Captioner(SequenceExporter):
     attention_axes = ("region_row", "region_column")
 
     def __init__(self, model, vocabulary, image_size, grid_shape, max_caption_tokens,
-                 beam_width=3, length_penalty=0.6, num_hypotheses=3):
+                 decoding=DecodingOptions(beam_width=3, num_hypotheses=3)):
         self.image_size = int(image_size)
         self.grid_shape = tuple(int(d) for d in grid_shape)
-        super().__init__(model, vocabulary, max_caption_tokens, beam_width, length_penalty,
-                         min(int(num_hypotheses), int(beam_width)), name="captioner")
+        super().__init__(model, vocabulary, max_caption_tokens, decoding, name="captioner")
 
     def input_spec(self):
         return tf.TensorSpec([None], tf.string, name=self.input_name)

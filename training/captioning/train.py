@@ -14,6 +14,7 @@ from training.core import batching, caption_metrics, caption_training
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import fitting
+from training.core.decoding_options import DecodingOptions
 
 
 def load_corpus(config):
@@ -138,7 +139,7 @@ def make_captioner(config, model, vocabulary):
     """The `Captioner` export module of a trained model."""
     return Captioner(model, vocabulary, config.image_size,
                      model.encoder.grid_shape(config.image_size), config.max_caption_tokens,
-                     config.beam_width, config.length_penalty, config.num_hypotheses)
+                     DecodingOptions.from_config(config))
 
 
 def export_workdir(config, workdir):

@@ -13,6 +13,8 @@ import math
 import os
 import typing
 
+from training.core.decoding_options import DecodingOptions
+
 
 class ConfigError(ValueError):
     """A config file or override names an unknown field or a bad value."""
@@ -274,9 +276,10 @@ class TrainingConfig:
 
     def check_combinations(self):
         """A message for a rule across fields that fails, else None."""
-        if self.num_hypotheses > self.beam_width:
-            return (f"num_hypotheses: must be <= beam_width ({self.beam_width}), "
-                    f"received {self.num_hypotheses}")
+        try:
+            DecodingOptions.from_config(self)
+        except ValueError as error:  # its message names the field
+            return str(error)
         if not self.export_name or "/" in self.export_name or self.export_name.startswith("."):
             return f"export_name: must be a plain directory name, received {self.export_name!r}"
         if self.strategy == "multi_worker":

@@ -36,6 +36,7 @@ from typing import Callable, NamedTuple, Optional
 
 import tensorflow as tf
 
+from training.core.decoding_options import DecodingOptions
 from training.core.text import END_ID, PAD_ID, START_ID, detokenize_words
 
 GREEDY_SIGNATURE = "serving_default"
@@ -98,9 +99,9 @@ class SequenceExporter(tf.Module):
         model: A trained `AttentionSeq2Seq`.
         target_vocabulary: The output `Vocabulary`.
         max_output_tokens: Most output words (the end token aside).
-        beam_width, length_penalty, num_hypotheses: The beam signature's settings.
-        no_repeat_ngram_size: When > 0, no output repeats an n-gram of this
-            many words (both signatures).
+        decoding: `DecodingOptions` (beam width, hypotheses, length penalty,
+            n-gram blocking), applied by every signature and written to the
+            metadata.
         recaser: Optional `training.core.recasing.Recaser` for the output
             words (`tokens` and `text`).
     """
@@ -112,13 +113,11 @@ class SequenceExporter(tf.Module):
     extra_output_axes = {}  # extra output -> its axes after [batch, (hypothesis,)]
     axis_lengths = {}  # axis -> the output (`[B]` or `[B, N]`) of each row's extent
 
-    def __init__(self, model, target_vocabulary, max_output_tokens, beam_width=4,
-                 length_penalty=0.6, num_hypotheses=4, name=None, no_repeat_ngram_size=0,
-                 recaser=None):
+    def __init__(self, model, target_vocabulary, max_output_tokens,
+                 decoding=DecodingOptions(), name=None, recaser=None):
         super().__init__(name=name or self.task)
-        if not 1 <= int(num_hypotheses) <= int(beam_width):
-            raise ValueError(f"num_hypotheses must be in [1, beam_width={beam_width}], "
-                             f"received {num_hypotheses}")
+        if not isinstance(decoding, DecodingOptions):
+            raise TypeError(f"decoding: a DecodingOptions, received {type(decoding).__name__}")
         # The SavedModel keeps the model's variables, not the Keras object:
         # saving the object graph of every layer (and the functions Keras
         # adds to it) took as long as tracing the signatures.
@@ -126,10 +125,11 @@ class SequenceExporter(tf.Module):
         self.model_variables = list(model.variables)
         self.target_vocabulary = target_vocabulary
         self.max_output_tokens = int(max_output_tokens)
-        self.beam_width = int(beam_width)
-        self.length_penalty = float(length_penalty)
-        self.num_hypotheses = int(num_hypotheses)
-        self.no_repeat_ngram_size = int(no_repeat_ngram_size)
+        self.decoding = decoding
+        self.beam_width = decoding.beam_width
+        self.length_penalty = decoding.length_penalty
+        self.num_hypotheses = decoding.num_hypotheses
+        self.no_repeat_ngram_size = decoding.no_repeat_ngram_size
         self.recaser = recaser
         self.variants = self._checked_variants()
         # Signature key -> tf.function; the first variant's are also

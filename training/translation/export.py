@@ -18,6 +18,7 @@ Serving can run it.
 
 import tensorflow as tf
 
+from training.core.decoding_options import DecodingOptions
 from training.core.export import SequenceExporter
 from training.core.text import UNK_ID, tokenize
 
@@ -29,9 +30,7 @@ class Translator(SequenceExporter):
         model: The trained model (ids -> logits).
         source_vocabulary, target_vocabulary: `Vocabulary` modules.
         max_target_tokens: Most output words.
-        beam_width, length_penalty, num_hypotheses: Beam signature settings.
-        no_repeat_ngram_size: When > 0, no translation repeats an n-gram of
-            this many words.
+        decoding: `DecodingOptions` of both signatures.
         recaser: Optional `Recaser`: output words in the case a reader
             expects (unknown words copied from the source keep its case).
 
@@ -50,13 +49,10 @@ class Translator(SequenceExporter):
     axis_lengths = {"source_token": "source_length"}
 
     def __init__(self, model, source_vocabulary, target_vocabulary, max_target_tokens,
-                 beam_width=4, length_penalty=0.6, num_hypotheses=4, no_repeat_ngram_size=0,
-                 recaser=None):
+                 decoding=DecodingOptions(), recaser=None):
         self.source_vocabulary = source_vocabulary
-        super().__init__(model, target_vocabulary, max_target_tokens, beam_width,
-                         length_penalty, min(int(num_hypotheses), int(beam_width)),
-                         name="translator", no_repeat_ngram_size=no_repeat_ngram_size,
-                         recaser=recaser)
+        super().__init__(model, target_vocabulary, max_target_tokens, decoding,
+                         name="translator", recaser=recaser)
 
     def input_spec(self):
         return tf.TensorSpec([None], tf.string, name=self.input_name)

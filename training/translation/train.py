@@ -9,6 +9,7 @@ from training.core import backend_export
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import fitting
+from training.core.decoding_options import DecodingOptions
 from training.core.recasing import Recaser
 from training.core.text import load_or_build_vocabulary
 from training.translation import data as data_lib
@@ -165,8 +166,7 @@ def make_translator(config, model, corpus, source_vocabulary, target_vocabulary)
     recaser = Recaser.from_texts([target for _, target in corpus.train]) if config.recase \
         else None
     return Translator(model, source_vocabulary, target_vocabulary, config.max_target_tokens,
-                      config.beam_width, config.length_penalty, config.num_hypotheses,
-                      config.no_repeat_ngram_size, recaser)
+                      DecodingOptions.from_config(config), recaser)
 
 
 def export_workdir(config, workdir, log=print):

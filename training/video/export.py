@@ -42,6 +42,7 @@ ranks are refused by the signature itself. Only stock TensorFlow ops.
 
 import tensorflow as tf
 
+from training.core.decoding_options import DecodingOptions
 from training.core.export import (
     BEAM_SIGNATURE,
     GREEDY_SIGNATURE,
@@ -62,8 +63,7 @@ class VideoCaptioner(SequenceExporter):
         max_caption_tokens: Most words per caption.
         frame_size: The side frames are resized to (the training size).
         max_frames: Most frames a clip may have.
-        beam_width, length_penalty, num_hypotheses: Beam signature settings.
-        no_repeat_ngram_size: When > 0, no caption repeats an n-gram this long.
+        decoding: `DecodingOptions` of every signature.
 
     Example (`captioner.save("export", "video_captioner", 1)` writes it):
 
@@ -80,16 +80,15 @@ class VideoCaptioner(SequenceExporter):
     axis_lengths = {"frame": "frame_count"}
 
     def __init__(self, model, vocabulary, max_caption_tokens, frame_size, max_frames,
-                 beam_width=3, length_penalty=0.6, num_hypotheses=3, no_repeat_ngram_size=0):
+                 decoding=DecodingOptions(beam_width=3, num_hypotheses=3)):
         encoder = model.encoder
         self.source_kind = encoder.source_kind
         self.mean_pooled = bool(encoder.mean_pool)
         self.feature_dim = int(encoder.feature_dim)
         self.frame_size = int(frame_size)
         self.max_frames = int(max_frames)
-        super().__init__(model, vocabulary, max_caption_tokens, beam_width, length_penalty,
-                         min(int(num_hypotheses), int(beam_width)), name="video_captioner",
-                         no_repeat_ngram_size=no_repeat_ngram_size)
+        super().__init__(model, vocabulary, max_caption_tokens, decoding,
+                         name="video_captioner")
 
     # ------------------------------------------------------------ inputs
     def input_variants(self):

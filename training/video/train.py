@@ -10,6 +10,7 @@ from training.core import batching, caption_metrics, caption_training
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import fitting
+from training.core.decoding_options import DecodingOptions
 from training.core.text import normalize
 from training.video import data as data_lib
 from training.video import evaluation, metrics
@@ -97,8 +98,7 @@ def make_captioner(config, model, vocabulary):
     """The `VideoCaptioner` export module of a trained model."""
     return VideoCaptioner(model, vocabulary, config.max_caption_tokens,
                           frame_size=config.frame_size, max_frames=config.max_frames,
-                          beam_width=config.beam_width, length_penalty=config.length_penalty,
-                          num_hypotheses=config.num_hypotheses)
+                          decoding=DecodingOptions.from_config(config))
 
 
 def pad_clips(arrays):
