@@ -149,3 +149,13 @@ def test_the_module_example_runs():
 
     result = doctest.testmod(decoding_options, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_an_exporter_given_loose_settings_says_what_it_takes():
+    from training.core.text import SPECIAL_TOKENS, Vocabulary
+    from training.translation.export import Translator
+
+    vocabulary = Vocabulary(list(SPECIAL_TOKENS) + WORDS, max_tokens=4)
+    # The former positional beam_width: refused before the model is touched.
+    with pytest.raises(TypeError, match="decoding: a DecodingOptions, received int"):
+        Translator(None, vocabulary, vocabulary, 6, 4)
