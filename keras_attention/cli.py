@@ -43,6 +43,14 @@ import re
 import sys
 from typing import Callable, NamedTuple, Optional
 
+from keras_attention.export_format import (
+    BEAM_SIGNATURE,
+    GREEDY_SIGNATURE,
+    OUTPUT_NAMES,
+    cut_to_extents,
+    signature_metadata,
+)
+
 DEFAULT_BATCH_SIZE = 32
 STDIN = "-"
 SERVER_MODULE = "keras_attention.serving.server"
@@ -66,8 +74,8 @@ class Command(NamedTuple):
     reads_lines: bool
     cannot_read: str
     help: str
-    greedy_signature: str = "serving_default"
-    beam_signature: str = "beam_search"
+    greedy_signature: str = GREEDY_SIGNATURE
+    beam_signature: str = BEAM_SIGNATURE
 
 
 COMMANDS = {
@@ -307,7 +315,7 @@ def open_model(command, args):
 
 def available_hypotheses(model, signature_name):
     """How many hypotheses a beam signature returns per input."""
-    described = model.metadata.get("signatures", {}).get(signature_name, {})
+    described = signature_metadata(model.metadata, signature_name)
     if "num_hypotheses" in described:
         return int(described["num_hypotheses"])
     shape = model.signature(signature_name).outputs["text"].shape  # [B, N]
@@ -362,24 +370,19 @@ def split_outputs(outputs, described, row, count):
     extents = described.get("axis_lengths", {"output_token": "length"})
     hypotheses = []
     for rank in range(count):
-        cut = {}
-        for name, value in outputs.items():
-            if name not in axes:  # an output the metadata does not describe
-                continue
-            value, rest = _select(value, axes[name], row, rank)
-            for position, axis in enumerate(rest):
-                source = extents.get(axis)
-                if source in outputs and source in axes:
-                    extent = int(_select(outputs[source], axes[source], row, rank)[0])
-                    value = value[(slice(None),) * position + (slice(0, extent),)]
-            cut[name] = value
+        # Outputs the metadata does not describe are left out.
+        selected = {name: _select(value, axes[name], row, rank)
+                    for name, value in outputs.items() if name in axes}
+        rest_axes = {name: rest for name, (_, rest) in selected.items()}
+        values = {name: value for name, (value, _) in selected.items()}
+        cut = cut_to_extents(values, rest_axes, {
+            axis: values[source] for axis, source in extents.items() if source in values})
         hypotheses.append(Hypothesis(
             text=_text(cut["text"]), tokens=[_text(token) for token in cut["tokens"]],
             score=float(cut["score"]), length=int(cut["length"]),
             attention=cut.get("attention"),
             extras={key: value for key, value in cut.items()
-                    if key not in ("text", "tokens", "token_ids", "length", "score",
-                                   "attention")}))
+                    if key not in OUTPUT_NAMES}))
     return hypotheses
 
 
@@ -536,7 +539,7 @@ def run_command(command, args):
         items = file_items(args.inputs)
         total = len(items)
     model, signature_name, input_name, count = open_model(command, args)
-    described = model.metadata.get("signatures", {}).get(signature_name, {})
+    described = signature_metadata(model.metadata, signature_name)
     attention_axes = [axis for axis in described.get("output_axes", {}).get("attention", [])
                       if axis not in ("batch", "hypothesis")]
     if args.plot:

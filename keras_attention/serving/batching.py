@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from keras_attention.export_format import cut_to_extents, signature_metadata
+
 
 class BatchingOptions(NamedTuple):
     """Bounds of a merged batch (TF Serving's batching parameters).
@@ -50,7 +52,7 @@ class BatchLayout(NamedTuple):
 def batch_layout(model, signature_name):
     """The `BatchLayout` of a signature, or None if it must not be batched."""
     info = model.signature(signature_name)
-    described = model.metadata.get("signatures", {}).get(info.name, {})
+    described = signature_metadata(model.metadata, info.name)
     axes, lengths = described.get("output_axes"), described.get("axis_lengths", {})
     if axes and set(axes) >= set(info.outputs) and all(
             axes[name][:1] == ["batch"] for name in info.outputs) and all(
@@ -69,17 +71,9 @@ def cut_rows(outputs, start, stop, layout):
     rows = {name: value[start:stop] for name, value in outputs.items()}
     if not layout.axes:
         return rows
-    extents = {}
-    for axis, length_output in layout.lengths.items():
-        lengths = rows[length_output]
-        extents[axis] = int(lengths.max()) if lengths.size else 0
-    for name, value in rows.items():
-        index = [slice(None)] * value.ndim
-        for position, axis in enumerate(layout.axes[name][:value.ndim]):
-            if axis in extents:
-                index[position] = slice(0, extents[axis])
-        rows[name] = value[tuple(index)]
-    return rows
+    extents = {axis: int(rows[output].max()) if rows[output].size else 0
+               for axis, output in layout.lengths.items()}
+    return cut_to_extents(rows, layout.axes, extents)
 
 
 def _merge_key(inputs):

@@ -6,15 +6,15 @@ runs one on numpy inputs. It imports no layer and no training code, so
 it runs any SavedModel, ours or not.
 """
 
-import json
 import os
 import re
 from typing import NamedTuple
 
 import numpy as np
 
-METADATA_PATH = os.path.join("assets.extra", "metadata.json")
-DEFAULT_SIGNATURE = "serving_default"
+from keras_attention.export_format import GREEDY_SIGNATURE, read_metadata
+
+DEFAULT_SIGNATURE = GREEDY_SIGNATURE  # TensorFlow's default key: what TF Serving runs unasked
 _VERSION = re.compile(r"^[0-9]+$")
 
 
@@ -146,14 +146,7 @@ class ExportedModel:
             outputs = {key: _tensor_info(spec)
                        for key, spec in function.structured_outputs.items()}
             self.signatures[name] = SignatureInfo(name, inputs, outputs)
-        self.metadata = self._read_metadata()
-
-    def _read_metadata(self):
-        path = os.path.join(self.path, METADATA_PATH)
-        if not os.path.isfile(path):
-            return {}
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        self.metadata = read_metadata(self.path, missing_ok=True)
 
     @property
     def task(self):
@@ -192,5 +185,10 @@ class ExportedModel:
             value = inputs[key]
             tensors[key] = tf.constant(value, dtype=tf.string) if spec.is_string \
                 else tf.constant(value, dtype=tf.as_dtype(spec.dtype))
-        outputs = self._functions[info.name](**tensors)
+        outputs = self.function(info.name)(**tensors)
         return {key: value.numpy() for key, value in outputs.items()}
+
+    def function(self, signature_name):
+        """The signature's concrete function: keyword tensors in, a dict of
+        tensors out (`predict` without the numpy conversions)."""
+        return self._functions[self.signature(signature_name).name]

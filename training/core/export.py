@@ -36,14 +36,16 @@ from typing import Callable, NamedTuple, Optional
 
 import tensorflow as tf
 
+from keras_attention.export_format import (
+    BEAM_SIGNATURE,
+    GREEDY_SIGNATURE,
+    METADATA_FORMAT,
+    METADATA_PATH,
+    read_metadata,
+)
 from training.core.decoding_options import DecodingOptions
 from training.core.text import END_ID, PAD_ID, START_ID, detokenize_words
 
-GREEDY_SIGNATURE = "serving_default"
-BEAM_SIGNATURE = "beam_search"
-OUTPUT_NAMES = ("text", "tokens", "token_ids", "length", "score", "attention")
-METADATA_PATH = os.path.join("assets.extra", "metadata.json")
-METADATA_FORMAT = 1
 
 
 class InputVariant(NamedTuple):
@@ -410,17 +412,20 @@ def without_cudnn(model):
 
 
 class LoadedExport:
-    """An exported version loaded back with `tf.saved_model.load`: `greedy`
-    and `beam` take the input tensors (positionally, in the exporter's
-    order) and return the output dict, as the exporter's functions do, so the
+    """An exported version loaded back by the server's loader
+    (`keras_attention.serving.exported_model.ExportedModel`): `greedy` and
+    `beam` take the input tensors (positionally, in the exporter's order)
+    and return the output dict, as the exporter's functions do, so the
     evaluation runs on either. (A model trained on the JAX backend is
     evaluated through its export.) The task's facts of metadata.json
     (`grid_shape`, `image_size`, `frame_size` ...) are attributes too."""
 
     def __init__(self, version_dir):
+        from keras_attention.serving.exported_model import ExportedModel
+
         self.version_dir = version_dir
-        self.loaded = tf.saved_model.load(version_dir)
-        self.metadata = read_metadata(version_dir)
+        self.exported = ExportedModel(version_dir)
+        self.metadata = read_metadata(version_dir)  # ours: required
         signatures = self.metadata["signatures"]
         self.beam_width = signatures[BEAM_SIGNATURE]["beam_width"]
         self.greedy = self._call(GREEDY_SIGNATURE)
@@ -433,16 +438,10 @@ class LoadedExport:
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def _call(self, key):
-        function = self.loaded.signatures[key]
+        function = self.exported.function(key)
         # The signature's parameters in the exported function's order.
         names = list(function.function_type.parameters)
         return lambda *inputs: function(**dict(zip(names, inputs, strict=True)))
-
-
-def read_metadata(version_dir):
-    """The metadata.json of an exported version, as a dict."""
-    with open(os.path.join(version_dir, METADATA_PATH), encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def ops_without_cpu_kernel(version_dir):
