@@ -128,10 +128,6 @@ class SequenceExporter(tf.Module):
         self.target_vocabulary = target_vocabulary
         self.max_output_tokens = int(max_output_tokens)
         self.decoding = decoding
-        self.beam_width = decoding.beam_width
-        self.length_penalty = decoding.length_penalty
-        self.num_hypotheses = decoding.num_hypotheses
-        self.no_repeat_ngram_size = decoding.no_repeat_ngram_size
         self.recaser = recaser
         self.variants = self._checked_variants()
         # Signature key -> tf.function; the first variant's are also
@@ -155,6 +151,12 @@ class SequenceExporter(tf.Module):
     def model(self):
         """The `AttentionSeq2Seq` the signatures decode with."""
         return self._model.value
+
+    # The decoding settings, read from `self.decoding` (one source of truth).
+    beam_width = property(lambda self: self.decoding.beam_width)
+    num_hypotheses = property(lambda self: self.decoding.num_hypotheses)
+    length_penalty = property(lambda self: self.decoding.length_penalty)
+    no_repeat_ngram_size = property(lambda self: self.decoding.no_repeat_ngram_size)
 
     @property
     def signature_functions(self):
