@@ -10,49 +10,92 @@ the mean annotation, the context gate and the doubly stochastic penalty.
 import dataclasses
 from typing import Optional
 
+from training.core.backbones import BACKBONES
 from training.core.config import TrainingConfig, option
-from training.core.image_encoders import BACKBONES
 
 
 @dataclasses.dataclass
 class CaptioningConfig(TrainingConfig):
     # --- data -------------------------------------------------------------
-    # "generated" (scenes of shapes made by the project), "folder" (images_dir
-    # + captions_file, the Flickr8k layout) or "coco" (tensorflow-datasets).
-    data: str = option("generated", choices=("generated", "folder", "coco"))
-    image_size: int = option(64, minimum=32)  # images are resized to this square side
-    train_scenes: int = option(20000, minimum=1)  # generated data set sizes
-    dev_scenes: int = option(500, minimum=1)
-    test_scenes: int = option(1000, minimum=1)
-    scene_noise: float = option(0.0, minimum=0.0)  # pixel noise, a fraction of 255
-    scene_clutter: int = option(0, minimum=0)      # distractor marks per scene
-    scene_max_objects: int = option(3, minimum=1, maximum=3)
-    data_seed: int = 0
-    images_dir: str = ""
-    captions_file: str = ""                  # lines "image,caption" (header allowed)
-    skip_bad_lines: bool = False
-    tfds_data_dir: Optional[str] = None
-    max_train_examples: int = option(0, minimum=0)  # 0: all
-    max_eval_examples: int = option(0, minimum=0)   # 0: the whole test split
-    meteor: bool = True                      # METEOR too, where Java is installed (~30 s)
+    data: str = option(
+        "generated", choices=("generated", "folder", "coco"),
+        help="Images: generated (scenes of shapes made by the project), folder (images_dir "
+             "+ captions_file, the Flickr8k layout) or coco (tensorflow-datasets).")
+    image_size: int = option(
+        64, minimum=32, help="Side in pixels of the square images (others are resized to it).")
+    train_scenes: int = option(20000, minimum=1, help="data=generated: training scenes.")
+    dev_scenes: int = option(500, minimum=1, help="data=generated: validation scenes.")
+    test_scenes: int = option(1000, minimum=1, help="data=generated: test scenes.")
+    scene_noise: float = option(
+        0.0, minimum=0.0,
+        help="data=generated: pixel noise, its standard deviation a fraction of 255; 0: none.")
+    scene_clutter: int = option(
+        0, minimum=0, help="data=generated: distractor marks (grey dots, short lines) per scene.")
+    scene_max_objects: int = option(
+        3, minimum=1, maximum=3, help="data=generated: each scene has 1 to this many objects.")
+    data_seed: int = option(
+        0, help="data=generated: seed of the scenes; the same seed gives the same data set.")
+    images_dir: str = option("", help="data=folder: the folder of the images.")
+    captions_file: str = option(
+        "", help='data=folder: lines "image,caption", the image relative to images_dir '
+                 '(header allowed).')
+    skip_bad_lines: bool = option(
+        False, help="data=folder: skip and count bad lines and unreadable images instead of "
+                    "failing.")
+    tfds_data_dir: Optional[str] = option(
+        None, help="data=coco: folder of tensorflow-datasets data; null: TFDS's default.")
+    max_train_examples: int = option(
+        0, minimum=0, help="Train on the first this many images only; 0: all.")
+    max_eval_examples: int = option(
+        0, minimum=0, help="Test on the first this many test images; 0: the whole test split.")
+    meteor: bool = option(
+        True, help="Score METEOR too, where Java is installed (about 30 s more).")
     # --- captions ---------------------------------------------------------
-    vocab_size: int = option(5000, above=4)  # words, special tokens included
-    min_word_count: int = option(1, minimum=1)
-    max_caption_tokens: int = option(24, minimum=1)  # longer captions are cut; decoding stops here
+    vocab_size: int = option(
+        5000, above=4, help="Caption words the model can write, the 4 special tokens included.")
+    min_word_count: int = option(
+        1, minimum=1, help="Words seen fewer times in the training captions are left out of "
+                           "the vocabulary.")
+    max_caption_tokens: int = option(
+        24, minimum=1, help="Longest caption in words: longer ones are cut, decoding stops "
+                            "there.")
     # --- encoder ----------------------------------------------------------
-    encoder: str = option("cnn", choices=("cnn", *BACKBONES))
-    cnn_filters: int = option(32, minimum=1)
-    cnn_blocks: int = option(3, minimum=1)   # each halves the grid side: 64 px -> 8x8 regions
-    backbone_weights: str = "none"           # none | imagenet | path of a weights file
-    backbone_input_size: int = option(96, minimum=32)
-    freeze_encoder: bool = False
+    encoder: str = option(
+        "cnn", choices=("cnn", *BACKBONES),
+        help="Image encoder: cnn (small, trained from scratch) or a keras.applications "
+             "backbone.")
+    cnn_filters: int = option(
+        32, minimum=1, help="encoder=cnn: channels of the first block, doubling each block.")
+    cnn_blocks: int = option(
+        3, minimum=1, help="encoder=cnn: blocks, each halving the grid: 64 px and 3 blocks "
+                           "give 8x8 regions.")
+    backbone_weights: str = option(
+        "none", help="Backbone's initial weights: none (random), imagenet (downloaded) or the "
+                     "path of a weights file.")
+    backbone_input_size: int = option(
+        96, minimum=32, help="Images are resized to this side for the backbone (inception_v3: "
+                             ">= 75).")
+    freeze_encoder: bool = option(
+        False, help="Keep the backbone's weights as they are: train the decoder alone.")
     # --- Show, Attend and Tell's decoder ------------------------------------
-    decoder: str = option("bahdanau", choices=("fast", "bahdanau", "luong_feeding"))
-    decoder_initial_state: str = option("mean_memory", choices=("zeros", "mean_memory"))
-    context_gate: bool = True
-    attention_regularization: float = option(1.0, minimum=0.0)
-    attention_layer_norm: bool = True
-    export_name: str = "captioner"
+    decoder: str = option(
+        "bahdanau", choices=("fast", "bahdanau", "luong_feeding"),
+        help="fast: attention after the RNN, all steps at once; bahdanau: the context into "
+             "the cell's input; luong_feeding: the attentional state into the next input.")
+    decoder_initial_state: str = option(
+        "mean_memory", choices=("zeros", "mean_memory"),
+        help="Decoder's first state: zeros, or tanh(W m) of the mean region feature m.")
+    context_gate: bool = option(
+        True, help="Scale the context by a learned gate per step (Show, Attend and Tell).")
+    attention_regularization: float = option(
+        1.0, minimum=0.0,
+        help="Weight of the penalty asking every region to get about one unit of attention "
+             "over the caption; 0: off.")
+    attention_layer_norm: bool = option(
+        True, help="Layer-normalize the attentional state W_c [c; h] before its activation.")
+    export_name: str = option(
+        "captioner",
+        help="SavedModel folder: workdir/export/<export_name>/<export_version>.")
 
     def check_combinations(self):
         problem = super().check_combinations()

@@ -3,6 +3,7 @@
     python -m training.TASK [--preset NAME] [--config FILE.json] [--set KEY=VALUE ...]
                             [--workdir DIR] [--restart] [--logical-cpus N]
     python -m training.TASK --workdir DIR --export-only
+    python -m training.TASK [--preset NAME] [--set KEY=VALUE ...] --list-options
 
 `--export-only` rebuilds a finished workdir's model (its config.json,
 vocabularies and model.keras, written by any backend) and exports it as a
@@ -12,6 +13,8 @@ subprocess with KERAS_BACKEND=tensorflow.
 The config is read and checked before TensorFlow starts, so a bad option
 fails at once, naming the field. Bad input data, or a workdir left by
 another config, exit with status 2 and a one-line error, no traceback.
+`--list-options` prints every config field (its value for that command
+line, the values it accepts, what it means) and exits.
 """
 
 import argparse
@@ -19,6 +22,7 @@ import dataclasses
 import os
 import shutil
 import sys
+import textwrap
 from typing import Callable, Optional
 
 from training.core import config as config_lib
@@ -26,6 +30,12 @@ from training.core import config as config_lib
 # What a workdir holds that a restart removes (checkpoints, vocabularies, logs).
 RESTART_REMOVES = ("checkpoints", "logs", "vocabulary.source.json", "vocabulary.target.json",
                    "vocabulary.json")
+
+# Under every task's --help.
+EPILOG = """config fields:
+  --list-options prints every field of this task's config: its value with the
+  --preset, --config and --set given, the values it accepts, what it means.
+  docs/configuration.md has them all, with each preset's values."""
 
 
 @dataclasses.dataclass
@@ -61,7 +71,7 @@ def main(task, argv=None):
     """Parses the command line, runs the task, prints its report; the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = argparse.ArgumentParser(
-        prog=f"python -m training.{task.name}", description=task.description,
+        prog=f"python -m training.{task.name}", description=task.description, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     config_lib.add_arguments(parser, task.presets, default_preset=task.default_preset)
     parser.add_argument("--restart", action="store_true",
@@ -72,13 +82,16 @@ def main(task, argv=None):
                         help="export the finished model of --workdir (its config.json) as a "
                              "TensorFlow SavedModel, and print its path")
     args = parser.parse_args(argv)
-    if args.export_only:
+    if args.export_only and not args.list_options:
         return _export_only(task, parser, args)
     try:
         config = config_lib.load(task.config_class, task.presets, args.preset, args.config,
                                  args.set)
     except config_lib.ConfigError as error:
         parser.error(str(error))
+    if args.list_options:
+        print(_options_table(task, config, args.preset))
+        return 0
     workdir = args.workdir or task.default_workdir(config, args.preset)
     if args.restart:
         for name in RESTART_REMOVES:
@@ -144,3 +157,29 @@ def _export_only(task, parser, args):
         return 2
     print(path)
     return 0
+
+
+def _options_table(task, config, preset):
+    """`--list-options`: a row per field (name, value, allowed values), its
+    help indented under it, wrapped to the terminal. A value other than the
+    field's default shows the default too."""
+    defaults = task.config_class()
+    rows = [("field", "value", "allowed values")]
+    helps = [""]
+    for field in dataclasses.fields(config):
+        value = config_lib.shown_value(getattr(config, field.name))
+        default = config_lib.shown_value(getattr(defaults, field.name))
+        if value != default:
+            value += f" (default {default})"
+        rows.append((field.name, value, config_lib.allowed_values(field)))
+        helps.append(field.metadata.get("help", ""))
+    widths = [max(len(row[column]) for row in rows) for column in range(2)]
+    width = min(max(shutil.get_terminal_size().columns, 60), 120)
+    lines = [f"python -m training.{task.name} --preset {preset}: config fields",
+             "Precedence, lowest first: defaults < preset < --config < --set.",
+             "Every preset's values: docs/configuration.md", ""]
+    for (name, value, allowed), help_text in zip(rows, helps):
+        lines.append(f"{name:<{widths[0]}}  {value:<{widths[1]}}  {allowed}".rstrip())
+        lines += textwrap.wrap(help_text, width, initial_indent="    ",
+                               subsequent_indent="    ")
+    return "\n".join(lines)

@@ -20,15 +20,77 @@ class ConfigError(ValueError):
     """A config file or override names an unknown field or a bad value."""
 
 
-def option(default, *, choices=None, minimum=None, maximum=None, above=None, below=None):
-    """A config field with the values it accepts, checked by `check`.
+# The keys of a field's metadata that `check` enforces (its "help" is text).
+RULES = ("choices", "minimum", "maximum", "above", "below")
 
-    `minimum`/`maximum` are inclusive bounds, `above`/`below` exclusive.
+
+def option(default, *, help, choices=None, minimum=None, maximum=None, above=None, below=None):
+    """A config field: its default, what it means and the values it accepts.
+
+    `help` is one line for people (`--list-options`, docs/configuration.md);
+    the rules are checked by `check`: `minimum`/`maximum` are inclusive
+    bounds, `above`/`below` exclusive.
+
+    Example:
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Example:
+    ...     layers: int = option(2, minimum=1, help="Stacked layers.")
+    >>> field, = dataclasses.fields(Example)
+    >>> dict(field.metadata)
+    {'help': 'Stacked layers.', 'minimum': 1}
     """
     rules = {key: value for key, value in (("choices", choices), ("minimum", minimum),
                                            ("maximum", maximum), ("above", above),
                                            ("below", below)) if value is not None}
-    return dataclasses.field(default=default, metadata=rules)
+    return dataclasses.field(default=default, metadata={"help": help, **rules})
+
+
+def allowed_values(field):
+    """The values `field` accepts, in words: its choices (`"gru, lstm"`), or
+    its range (`">= 1"`, `"> 4"`, `"0 .. 3"`, `">= 0.0, < 1.0"`); `""` when
+    it has no rule.
+
+    Example:
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Example:
+    ...     rate: float = option(0.1, minimum=0.0, below=1.0, help="A rate.")
+    >>> allowed_values(dataclasses.fields(Example)[0])
+    '>= 0.0, < 1.0'
+    """
+    rules = field.metadata
+    if rules.get("choices") is not None:
+        return ", ".join(map(str, rules["choices"]))
+    if "minimum" in rules and "maximum" in rules and not {"above", "below"} & set(rules):
+        return f"{rules['minimum']} .. {rules['maximum']}"
+    return ", ".join(f"{words} {rules[rule]}" for rule, words in (
+        ("minimum", ">="), ("above", ">"), ("maximum", "<="), ("below", "<")) if rule in rules)
+
+
+def fields_without_help(config_class):
+    """Names of the fields of `config_class` (a dataclass) that lack a
+    one-line `help`: declared without `option`, or with an empty or
+    multi-line one."""
+    def one_line(text):
+        return isinstance(text, str) and bool(text.strip()) and "\n" not in text
+
+    return [field.name for field in dataclasses.fields(config_class)
+            if not one_line(field.metadata.get("help"))]
+
+
+def shown_value(value):
+    """A field value as a config file or `--set` writes it: `true`, `null`,
+    `""` for the empty string, numbers and words as they are."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if value == "":
+        return '""'
+    return str(value)
 
 
 def check(config):
@@ -36,7 +98,8 @@ def check(config):
     choices or range, then runs the config's own `check_combinations()`
     (rules across fields). Returns `config`."""
     for field in dataclasses.fields(config):
-        value, rules = getattr(config, field.name), field.metadata
+        value = getattr(config, field.name)
+        rules = {key: field.metadata[key] for key in RULES if key in field.metadata}
         if value is None or not rules:
             continue
         choices = rules.get("choices")
@@ -157,6 +220,9 @@ def add_arguments(parser: argparse.ArgumentParser, presets, default_preset):
     parser.add_argument("--config", help="JSON file of config fields")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config field (repeatable)")
+    parser.add_argument("--list-options", action="store_true",
+                        help="print every config field (its value with this command "
+                             "line, the values it accepts, what it means) and exit")
     parser.add_argument("--workdir", help="where checkpoints, logs, plots and exports go")
 
 
@@ -228,51 +294,104 @@ class TrainingConfig:
     export. A task's config subclasses it and adds its data and encoder."""
 
     # --- decoder ----------------------------------------------------------
-    rnn_type: str = option("gru", choices=("gru", "lstm"))  # encoder and decoder
-    embedding_dim: int = option(256, minimum=1)  # target (and text source) embeddings
-    units: int = option(256, minimum=1)          # decoder units
-    attention: str = option("additive", choices=ATTENTIONS)
-    attention_units: int = option(256, minimum=1)  # additive attention hidden size
-    decoder: str = option("fast", choices=tuple(DECODERS))
-    # Attentional state a = f(LayerNorm(W_c [c; h])): the norm makes the model use the
-    # source within the first 100 steps (Luong's plain tanh(W_c [c; h]) takes far longer).
-    attention_layer_norm: bool = True
-    attention_activation: str = option("linear", choices=("linear", "tanh", "relu"))
-    decoder_initial_state: str = option("zeros", choices=("zeros", "mean_memory"))
-    context_gate: bool = False        # Show, Attend and Tell's gate beta_t on the context
-    # lambda of the doubly stochastic attention penalty mean_i (1 - sum_t a_ti)^2; 0: off
-    attention_regularization: float = option(0.0, minimum=0.0)
-    dropout: float = option(0.1, minimum=0.0, below=1.0)
+    rnn_type: str = option(
+        "gru", choices=("gru", "lstm"),
+        help="Recurrent cell of the decoder (and of translation's rnn encoder).")
+    embedding_dim: int = option(
+        256, minimum=1,
+        help="Size of the output words' embeddings (and the source words' for the rnn and "
+             "conv encoders).")
+    units: int = option(
+        256, minimum=1, help="Size of the decoder's recurrent state (and of the text encoders' "
+                             "output).")
+    attention: str = option(
+        "additive", choices=ATTENTIONS,
+        help="Attention score: additive (Bahdanau), dot, general (Luong) or scaled_dot.")
+    attention_units: int = option(
+        256, minimum=1, help="Hidden size of the additive attention (unused by the others).")
+    decoder: str = option(
+        "fast", choices=tuple(DECODERS),
+        help="fast: attention after the RNN, all steps at once; bahdanau: the context into "
+             "the cell's input; luong_feeding: the attentional state into the next input.")
+    # The norm makes the model use the source within the first 100 steps (Luong's
+    # plain tanh(W_c [c; h]) takes far longer).
+    attention_layer_norm: bool = option(
+        True, help="Layer-normalize the attentional state W_c [c; h] before its activation.")
+    attention_activation: str = option(
+        "linear", choices=("linear", "tanh", "relu"),
+        help="Activation of the attentional state a = f(LayerNorm(W_c [c; h])).")
+    decoder_initial_state: str = option(
+        "zeros", choices=("zeros", "mean_memory"),
+        help="Decoder's first state: zeros, or tanh(W m) of the mean encoder output m.")
+    context_gate: bool = option(
+        False, help="Scale the context by a learned gate per step (Show, Attend and Tell).")
+    attention_regularization: float = option(
+        0.0, minimum=0.0,
+        help="Weight of the doubly stochastic attention penalty mean_i (1 - sum_t a_ti)^2 "
+             "added to the loss; 0: off.")
+    dropout: float = option(
+        0.1, minimum=0.0, below=1.0,
+        help="Dropout rate in the text encoders and on the decoder's outputs; 0: off.")
     # --- training ---------------------------------------------------------
-    seed: int = 1234
-    batch_size: int = option(64, minimum=1)
-    epochs: int = option(30, minimum=1)           # "epochs" of steps_per_epoch steps each
-    steps_per_epoch: int = option(200, minimum=1)  # a validation every epoch
-    checkpoint_steps: int = option(50, minimum=1)  # and a checkpoint every this many steps
-    max_train_seconds: float = option(0.0, minimum=0.0)  # 0: no limit; counts across resumes
-    learning_rate: float = option(2e-3, above=0.0)
-    warmup_steps: int = option(200, minimum=0)
-    label_smoothing: float = option(0.1, minimum=0.0, below=1.0)
-    clipnorm: float = option(5.0, minimum=0.0)   # 0: no clipping
-    early_stopping_patience: int = option(3, minimum=0)  # epochs without dev loss gain; 0: off
-    # tf.distribute, TensorFlow backend: "mirrored" = the GPUs (or logical CPUs) of this
-    # machine. "multi_worker" is refused (see MULTI_WORKER_REFUSED): use `distribution`.
-    strategy: str = option("default", choices=("default", "mirrored", "multi_worker"))
-    # Keras' distribution API, JAX backend: "data_parallel" = one process per machine, the
-    # cluster from KERAS_DISTRIBUTION_JOB_ADDRESSES / _NUM_PROCESSES / _PROCESS_ID.
-    distribution: str = option("none", choices=DISTRIBUTIONS)
-    # Keras dtype policy of the model, set before it is built. Softmax, attention
-    # weights, logits and the loss stay float32; mixed_float16 adds loss scaling.
-    precision: str = option("float32", choices=PRECISIONS)
+    seed: int = option(
+        1234, help="Seed of weight initialization, dropout and the order of training batches.")
+    batch_size: int = option(
+        64, minimum=1, help="Training examples per step, over all devices together.")
+    epochs: int = option(
+        30, minimum=1, help="Epochs to train; the run is epochs x steps_per_epoch steps.")
+    steps_per_epoch: int = option(
+        200, minimum=1, help="Training steps per epoch; the dev set is evaluated after each.")
+    checkpoint_steps: int = option(
+        50, minimum=1, help="Steps between checkpoints; a stopped run resumes from the last.")
+    max_train_seconds: float = option(
+        0.0, minimum=0.0, help="Training time budget in seconds, across resumes; 0: no limit.")
+    learning_rate: float = option(
+        2e-3, above=0.0,
+        help="Peak Adam learning rate, reached after the warm-up, then cosine decay to 10%.")
+    warmup_steps: int = option(
+        200, minimum=0,
+        help="Steps of linear warm-up from 1% of learning_rate (at most half the run).")
+    label_smoothing: float = option(
+        0.1, minimum=0.0, below=1.0, help="Label smoothing of the word cross-entropy; 0: off.")
+    clipnorm: float = option(
+        5.0, minimum=0.0, help="Largest norm of each weight's gradient; 0: no clipping.")
+    early_stopping_patience: int = option(
+        3, minimum=0,
+        help="Epochs without a lower dev loss before training stops, keeping the best "
+             "weights; 0: off.")
+    # "multi_worker" is refused with the reason and what to run instead
+    # (MULTI_WORKER_REFUSED).
+    strategy: str = option(
+        "default", choices=("default", "mirrored", "multi_worker"),
+        help="TensorFlow backend: mirrored trains on every GPU of this machine; several "
+             "machines: see distribution.")
+    distribution: str = option(
+        "none", choices=DISTRIBUTIONS,
+        help="JAX backend: data_parallel trains on a cluster of machines, one process each "
+             "(KERAS_DISTRIBUTION_* variables).")
+    # Softmax, attention weights, logits and the loss stay float32.
+    precision: str = option(
+        "float32", choices=PRECISIONS,
+        help="Keras dtype policy: mixed_* compute in 16 bits with float32 weights "
+             "(mixed_float16 adds loss scaling).")
     # --- evaluation and export --------------------------------------------
-    beam_width: int = option(4, minimum=1)
-    length_penalty: float = option(0.6, minimum=0.0)
-    num_hypotheses: int = option(4, minimum=1)   # n-best returned by the beam signature
-    no_repeat_ngram_size: int = option(0, minimum=0)  # >0: no output repeats an n-gram this long
-    eval_batch_size: int = option(128, minimum=1)
-    plot_examples: int = option(4, minimum=0)
-    export_name: str = "model"
-    export_version: int = option(1, minimum=1)
+    beam_width: int = option(4, minimum=1, help="Beams of beam search (export and test).")
+    length_penalty: float = option(
+        0.6, minimum=0.0,
+        help="GNMT length-penalty exponent of beam scores; 0: none, higher favours longer "
+             "outputs.")
+    num_hypotheses: int = option(
+        4, minimum=1, help="Best outputs the beam-search signature returns (<= beam_width).")
+    no_repeat_ngram_size: int = option(
+        0, minimum=0, help="No output repeats an n-gram of this many words; 0: off.")
+    eval_batch_size: int = option(
+        128, minimum=1, help="Examples per batch when validating and decoding the test set.")
+    plot_examples: int = option(
+        4, minimum=0, help="Test examples whose attention is drawn in workdir/plots; 0: none.")
+    export_name: str = option(
+        "model", help="SavedModel folder: workdir/export/<export_name>/<export_version>.")
+    export_version: int = option(
+        1, minimum=1, help="Version folder of the SavedModel, as TensorFlow Serving reads it.")
 
     def check_combinations(self):
         """A message for a rule across fields that fails, else None."""
@@ -290,7 +409,7 @@ class TrainingConfig:
                 return (f"distribution: data_parallel uses Keras' distribution API, which "
                         f"needs the JAX backend; this process has KERAS_BACKEND={backend}. "
                         f"Run `KERAS_BACKEND=jax python -m training.<task> ... --set "
-                        f"distribution=data_parallel` (pip install keras-attention[jax]).")
+                        f"distribution=data_parallel` (pip install keras-attention-kit[jax]).")
             if self.strategy != "default":
                 return (f"strategy: {self.strategy} is tf.distribute (TensorFlow backend); "
                         f"with distribution=data_parallel leave strategy=default")

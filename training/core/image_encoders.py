@@ -10,14 +10,8 @@ all True. The same encoders serve video, applied to every frame.
 import keras
 from keras import ops
 
+from training.core.backbones import BACKBONES
 from training.core.encoders import positive_int
-
-# keras.applications backbones by name: (constructor, preprocessing from 0..255, least size).
-BACKBONES = {
-    "mobilenet_v3_small": ("MobileNetV3Small", "none", 32),  # preprocesses inside the model
-    "resnet50": ("ResNet50", "caffe", 32),
-    "inception_v3": ("InceptionV3", "tf", 75),
-}
 
 
 class ImageEncoder(keras.layers.Layer):

@@ -14,31 +14,60 @@ from training.core.config import TrainingConfig, option
 @dataclasses.dataclass
 class TranslationConfig(TrainingConfig):
     # --- data -------------------------------------------------------------
-    # "bundled" (the Bible corpus shipped with the project), "files" (see
-    # data_files) or "tfds" (see tfds_name).
-    data: str = option("bundled", choices=("bundled", "files", "tfds"))
-    direction: str = option("en-es", choices=("en-es", "es-en"))  # bundled corpus
-    data_files: str = ""              # "train.tsv" or "source.txt,target.txt"
-    skip_bad_lines: bool = False      # skip and count malformed lines
-    tfds_name: str = "ted_hrlr_translate/pt_to_en"
-    tfds_data_dir: Optional[str] = None
-    max_train_pairs: int = option(0, minimum=0)  # 0: all
+    data: str = option(
+        "bundled", choices=("bundled", "files", "tfds"),
+        help="Sentence pairs: bundled (the English-Spanish Bible shipped with the project), "
+             "files (data_files) or tfds (tfds_name).")
+    direction: str = option(
+        "en-es", choices=("en-es", "es-en"), help="Direction of the bundled corpus.")
+    data_files: str = option(
+        "", help='data=files: one TSV/CSV file of pairs, or "source.txt,target.txt" '
+                 'line-aligned.')
+    skip_bad_lines: bool = option(
+        False, help="Skip and count malformed lines of data_files instead of failing.")
+    tfds_name: str = option(
+        "ted_hrlr_translate/pt_to_en",
+        help="data=tfds: the tensorflow-datasets translation set, name/config.")
+    tfds_data_dir: Optional[str] = option(
+        None, help="Folder of tensorflow-datasets data; null: TFDS's default.")
+    max_train_pairs: int = option(
+        0, minimum=0, help="Train on the first this many pairs only; 0: all.")
     # --- text -------------------------------------------------------------
-    source_vocab_size: int = option(8000, above=4)  # words, special tokens included
-    target_vocab_size: int = option(8000, above=4)
-    min_word_count: int = option(1, minimum=1)
-    max_source_tokens: int = option(100, minimum=1)  # longer inputs are cut (also in the export)
-    max_target_tokens: int = option(100, minimum=1)  # decoding stops here
-    max_train_tokens: int = option(60, minimum=1)  # longer training pairs are dropped
+    source_vocab_size: int = option(
+        8000, above=4, help="Source words kept, the 4 special tokens included; others are "
+                            "unknown.")
+    target_vocab_size: int = option(
+        8000, above=4, help="Target words the model can write, the 4 special tokens included.")
+    min_word_count: int = option(
+        1, minimum=1, help="Words seen fewer times in the training pairs are left out of "
+                           "the vocabularies.")
+    max_source_tokens: int = option(
+        100, minimum=1, help="Source words read per sentence, also by the export; the rest "
+                             "are cut.")
+    max_target_tokens: int = option(
+        100, minimum=1, help="Longest output in words: decoding stops there.")
+    max_train_tokens: int = option(
+        60, minimum=1, help="Training pairs with a side longer than this many words are "
+                            "left out.")
     # --- encoder ----------------------------------------------------------
-    encoder: str = option("rnn", choices=("rnn", "conv", "transformer"))
-    encoder_layers: int = option(1, minimum=1)
-    export_name: str = "translator"
+    encoder: str = option(
+        "rnn", choices=("rnn", "conv", "transformer"),
+        help="Source encoder: rnn (bidirectional, units must be even), conv, or transformer "
+             "(4 heads, units a multiple of 4).")
+    encoder_layers: int = option(
+        1, minimum=1, help="Encoder depth: rnn layers; conv has 2 x this; transformer at "
+                           "least 2.")
+    export_name: str = option(
+        "translator",
+        help="SavedModel folder: workdir/export/<export_name>/<export_version>.")
     # Blocks looping output: +0.7 greedy BLEU, 4-gram repeats 30% -> 0% on the
     # main job's test set (python -m benchmarks.bench_repetition).
-    no_repeat_ngram_size: int = option(4, minimum=0)
-    recase: bool = True  # output in the case of the training targets (training.core.recasing)
-    max_eval_pairs: int = option(0, minimum=0)  # 0: the whole test split
+    no_repeat_ngram_size: int = option(
+        4, minimum=0, help="No output repeats an n-gram of this many words; 0: off.")
+    recase: bool = option(
+        True, help="Write outputs in the case of the training targets; false: lowercase.")
+    max_eval_pairs: int = option(
+        0, minimum=0, help="Test on the first this many test pairs; 0: the whole test split.")
 
     def check_combinations(self):
         problem = super().check_combinations()

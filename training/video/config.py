@@ -22,48 +22,101 @@ DEFAULT_MAX_FRAMES = clips.MAX_FRAMES
 @dataclasses.dataclass
 class VideoConfig(TrainingConfig):
     # --- data -------------------------------------------------------------
-    # "generated" (clips of shapes with events, made by the project) or
-    # "folder" (clips_dir + captions_file: frame folders, GIFs, videos, .npy).
-    data: str = option("generated", choices=("generated", "folder"))
-    # "frames" (RGB frames through the CNN) or "features" (precomputed
-    # per-frame features [T, D] of .npy/.npz folder clips).
-    source: str = option("frames", choices=("frames", "features"))
-    frame_size: int = option(32, minimum=clips.MIN_FRAME_SIZE)  # frames are resized to this
-    max_frames: int = option(DEFAULT_MAX_FRAMES, minimum=1)
-    train_clips: int = option(10000, minimum=1)   # generated data set sizes
-    dev_clips: int = option(300, minimum=1)
-    test_clips: int = option(clips.TEST_SET_SIZE, minimum=1)  # the fixed test set: 1000
-    # Generated clips have min..max frames, each drawn uniformly.
-    min_clip_frames: int = option(8, minimum=clips.MIN_FRAMES, maximum=clips.MAX_FRAMES)
-    max_clip_frames: int = option(16, minimum=clips.MIN_FRAMES, maximum=clips.MAX_FRAMES)
-    max_events: int = option(clips.MAX_EVENTS, minimum=1, maximum=clips.MAX_EVENTS)
-    clip_noise: float = option(0.0, minimum=0.0)   # pixel noise, a fraction of 255
-    reorder_fraction: float = option(0.5, minimum=0.0, maximum=1.0)
-    data_seed: int = 0
-    clips_dir: str = ""
-    captions_file: str = ""                  # lines "clip,caption" (header allowed)
-    skip_bad_lines: bool = False
-    max_train_examples: int = option(0, minimum=0)  # 0: all
-    max_eval_examples: int = option(0, minimum=0)   # 0: the whole test split
-    meteor: bool = True                      # METEOR too, where Java is installed
+    data: str = option(
+        "generated", choices=("generated", "folder"),
+        help="Clips: generated (shapes with events, made by the project) or folder (clips_dir "
+             "+ captions_file).")
+    source: str = option(
+        "frames", choices=("frames", "features"),
+        help="What the model reads: frames (RGB, through the CNN) or features (per-frame "
+             ".npy/.npz [T, D] of a clip folder).")
+    frame_size: int = option(
+        32, minimum=clips.MIN_FRAME_SIZE,
+        help="Side in pixels of the square frames (others are resized to it).")
+    max_frames: int = option(
+        DEFAULT_MAX_FRAMES, minimum=1,
+        help="Most frames a clip may have: longer folder clips are subsampled, the export "
+             "refuses them.")
+    train_clips: int = option(10000, minimum=1, help="data=generated: training clips.")
+    dev_clips: int = option(300, minimum=1, help="data=generated: validation clips.")
+    test_clips: int = option(
+        clips.TEST_SET_SIZE, minimum=1,
+        help="data=generated: test clips (the first ones of a fixed test stream).")
+    min_clip_frames: int = option(
+        8, minimum=clips.MIN_FRAMES, maximum=clips.MAX_FRAMES,
+        help="data=generated: fewest frames of a clip (each clip's count is drawn uniformly).")
+    max_clip_frames: int = option(
+        16, minimum=clips.MIN_FRAMES, maximum=clips.MAX_FRAMES,
+        help="data=generated: most frames of a clip (<= max_frames).")
+    max_events: int = option(
+        clips.MAX_EVENTS, minimum=1, maximum=clips.MAX_EVENTS,
+        help="data=generated: each clip has 1 to this many events.")
+    clip_noise: float = option(
+        0.0, minimum=0.0,
+        help="data=generated: pixel noise, its standard deviation a fraction of 255; 0: none.")
+    reorder_fraction: float = option(
+        0.5, minimum=0.0, maximum=1.0,
+        help="data=generated: chance that a clip replays the clip before's events in another "
+             "order.")
+    data_seed: int = option(
+        0, help="data=generated: seed of the clips; the same seed gives the same data set.")
+    clips_dir: str = option(
+        "", help="data=folder: the folder of clips (frame folders, GIFs, videos, .npy/.npz).")
+    captions_file: str = option(
+        "", help='data=folder: lines "clip,caption" (or tab-separated), the clip relative to '
+                 'clips_dir.')
+    skip_bad_lines: bool = option(
+        False, help="data=folder: skip and count bad lines and unreadable clips instead of "
+                    "failing.")
+    max_train_examples: int = option(
+        0, minimum=0, help="Train on the first this many clips only; 0: all.")
+    max_eval_examples: int = option(
+        0, minimum=0, help="Test on the first this many test clips; 0: the whole test split.")
+    meteor: bool = option(True, help="Score METEOR too, where Java is installed.")
     # --- captions ---------------------------------------------------------
-    vocab_size: int = option(1000, above=4)  # words, special tokens included
-    min_word_count: int = option(1, minimum=1)
-    max_caption_tokens: int = option(24, minimum=1)  # longer captions are cut
+    vocab_size: int = option(
+        1000, above=4, help="Caption words the model can write, the 4 special tokens included.")
+    min_word_count: int = option(
+        1, minimum=1, help="Words seen fewer times in the training captions are left out of "
+                           "the vocabulary.")
+    max_caption_tokens: int = option(
+        24, minimum=1, help="Longest caption in words: longer ones are cut, decoding stops "
+                            "there.")
     # --- model ------------------------------------------------------------
-    # "attention" (the decoder attends over the frames) or "mean_pool" (the
-    # frames averaged into one vector, the decoder's context at every step).
-    model: str = option("attention", choices=("attention", "mean_pool"))
-    cnn_filters: int = option(16, minimum=1)
-    cnn_blocks: int = option(3, minimum=1)   # each halves the grid side: 32 px -> 4x4
-    position_channels: bool = True           # x, y channels into the CNN (CoordConv)
-    temporal_encoder: str = option("local", choices=("none", "local", "bigru"))
-    temporal_units: int = option(64, minimum=1)  # per direction
+    model: str = option(
+        "attention", choices=("attention", "mean_pool"),
+        help="attention: the decoder attends over the frames; mean_pool: the frames "
+             "averaged into one vector (the baseline).")
+    cnn_filters: int = option(
+        16, minimum=1, help="Channels of the frame CNN's first block, doubling each block.")
+    cnn_blocks: int = option(
+        3, minimum=1, help="Blocks of the frame CNN, each halving the grid: 32 px and 3 blocks "
+                           "give 4x4.")
+    position_channels: bool = option(
+        True, help="Give the frame CNN x and y coordinate channels too (CoordConv).")
+    temporal_encoder: str = option(
+        "local", choices=("none", "local", "bigru"),
+        help="Over the frame features: none, local (each frame with its change and time) or "
+             "bigru.")
+    temporal_units: int = option(
+        64, minimum=1, help="Temporal encoder size per direction: each frame's annotation "
+                            "has 2 x this.")
     # --- decoder ----------------------------------------------------------
-    decoder: str = option("bahdanau", choices=("fast", "bahdanau", "luong_feeding"))
-    decoder_initial_state: str = option("mean_memory", choices=("zeros", "mean_memory"))
-    attention_regularization: float = option(0.0, minimum=0.0)
-    export_name: str = "video_captioner"
+    decoder: str = option(
+        "bahdanau", choices=("fast", "bahdanau", "luong_feeding"),
+        help="fast: attention after the RNN, all steps at once; bahdanau: the context into "
+             "the cell's input; luong_feeding: the attentional state into the next input.")
+    decoder_initial_state: str = option(
+        "mean_memory", choices=("zeros", "mean_memory"),
+        help="Decoder's first state: zeros, or tanh(W m) of the mean frame annotation m.")
+    # A still frame need not be looked at: the doubly stochastic penalty is off.
+    attention_regularization: float = option(
+        0.0, minimum=0.0,
+        help="Weight of the penalty asking every frame to get about one unit of attention "
+             "over the caption; 0: off.")
+    export_name: str = option(
+        "video_captioner",
+        help="SavedModel folder: workdir/export/<export_name>/<export_version>.")
 
     def check_combinations(self):
         problem = super().check_combinations()
