@@ -3,25 +3,47 @@
 
     keras-attention translate --model DIR [FILE ...]        lines of FILEs, or stdin (-)
     keras-attention caption   --model DIR IMAGE [IMAGE ...]
-    keras-attention video     --model DIR CLIP [CLIP ...]    animated GIFs
+    keras-attention video     --model DIR CLIP [CLIP ...]    GIFs, or .npy/.npz arrays
     keras-attention serve     [SERVER OPTIONS ...]            the REST server
 
 `--model` is a version directory or a base of numbered versions (the
 highest, or `--version N`). Options of translate, caption and video:
 
     --beam          the `beam_search` signature instead of `serving_default`
-                    (video: `gif_beam` instead of `gif_greedy`)
+                    (video: the beam signature for the clip's kind, below)
     --nbest N       the N best hypotheses per input (implies --beam)
     --json          one JSON object per input and line: input, text, tokens,
                     score, length (and hypotheses with --nbest)
     --attention     with --json: the attention weights too
     --plot OUT_DIR  one attention PNG per input (of its best hypothesis)
     --batch-size B  inputs per model call (default 32)
+    --input KIND    video: what the files are, auto, gif, frames or features
 
 Example:
 
     $ printf 'the red dog\\n\\na cat runs\\n' | keras-attention translate --model export/translator
     $ keras-attention caption --model export/captioner --nbest 3 cat.jpg dog.png
+
+A video clip is one of three kinds, each run through the signatures that
+the export's metadata.json says take it (an input of that `kind`):
+
+    kind      file                                      signatures (greedy, beam)
+    gif       an animated GIF                           gif_greedy, gif_beam
+    frames    .npy/.npz, uint8 [T, H, W, 3] (RGB)       serving_default, beam_search
+    features  .npy/.npz, float [T, D], D = the model's  features_greedy, features_beam
+              feature_dim (its frame encoder's output)
+
+`--input auto` (the default) reads .npy and .npz files as arrays, frames or
+features by their shape, and any other file as a GIF; `--input KIND` reads
+every file as that kind. A .npz holds one array, or names it `frames` or
+`features`. Consecutive clips of one kind and frame size share a batch,
+padded to the longest; each gets its own length. A model trained on
+precomputed features (`source=features` in its metadata) takes features
+only: its `serving_default` and `beam_search` take them, and GIFs or
+frames end with an error that says so.
+
+    $ python -c "import numpy as np; np.save('clip.npy', np.zeros((8, 64, 64, 3), np.uint8))"
+    $ keras-attention video --model export/video_captioner clip.npy dance.gif
 
 Plain output is one line per input (translate: the text; caption and video:
 the text, after the file's path and a tab when there are several files);
@@ -29,9 +51,10 @@ with --nbest, one line per hypothesis: the input's key (line number from 0,
 or the path), the score and the text, tab-separated.
 
 A missing or foreign model, a model of another task, an unreadable file,
-bytes the model cannot decode, or --nbest above what the export keeps, end
-with status 2 and a one-line `error: ...` on stderr, no traceback. The
-training code is never imported.
+bytes the model cannot decode, an array of the wrong shape or dtype, a
+clip kind the model has no signature for, or --nbest above what the export
+keeps, end with status 2 and a one-line `error: ...` on stderr, no
+traceback. The training code is never imported.
 """
 
 import argparse
@@ -53,6 +76,18 @@ from keras_attention.export_format import (
 
 DEFAULT_BATCH_SIZE = 32
 STDIN = "-"
+SERVE_HELP = "run the REST server (options: keras-attention serve --help)"
+# Video clip kinds (`--input`) -> the input `kind` that the video export's
+# metadata.json gives the signatures' clip input (training/video/export.py);
+# the frames and features signatures also take each clip's length, kind
+# `frame_count`.
+CLIP_INPUT_KINDS = {"gif": "video", "frames": "frames", "features": "frame_features"}
+FRAME_COUNT_KIND = "frame_count"
+CLIP_ARRAY_KINDS = ("frames", "features")  # the kinds a .npy or .npz file holds
+CLIP_KIND_WORDS = {"gif": "animated GIFs", "frames": "frames (uint8 [T, H, W, 3])",
+                   "features": "per-frame features (float [T, D])"}
+ARRAY_EXTENSIONS = (".npy", ".npz")
+NPY_MAGIC, NPZ_MAGIC = b"\x93NUMPY", b"PK\x03\x04"  # how each file starts (a .npz is a zip)
 SERVER_MODULE = "keras_attention.serving.server"
 SERVER_PACKAGES = ("starlette", "uvicorn")  # the `serve` extra
 
@@ -65,7 +100,11 @@ class Command(NamedTuple):
     """What differs between translate, caption and video.
 
     `accepts(task)` says whether an export's metadata task is this
-    command's; `cannot_read` words a model failure on one input.
+    command's; `cannot_read` words a model failure on one input; `help`
+    is its line in `keras-attention --help`, `details` more for its own.
+    Commands of `clips` (video) route each input by its kind (gif, frames,
+    features) to the signatures the metadata names for it; the others
+    feed their string input to `greedy_signature` or `beam_signature`.
     """
 
     name: str
@@ -76,6 +115,8 @@ class Command(NamedTuple):
     help: str
     greedy_signature: str = GREEDY_SIGNATURE
     beam_signature: str = BEAM_SIGNATURE
+    clips: bool = False
+    details: str = ""
 
 
 COMMANDS = {
@@ -85,11 +126,16 @@ COMMANDS = {
     "caption": Command("caption", "image_captioning",
                        lambda task: task == "image_captioning", False,
                        "not an image the model can read", "caption images"),
-    # The video export's default signatures take frames and lengths; its GIF
-    # signatures take the files as they are.
-    "video": Command("video", "video_captioning", lambda task: task == "video_captioning",
-                     False, "not a clip the model can read",
-                     "caption video clips (animated GIFs)", "gif_greedy", "gif_beam"),
+    "video": Command(
+        "video", "video_captioning", lambda task: task == "video_captioning", False,
+        "not a clip the model can read",
+        "caption video clips (GIFs, or frames/features in .npy/.npz)", clips=True,
+        details="A CLIP is an animated GIF, or a .npy/.npz file holding frames, uint8 "
+                "[T, H, W, 3] (RGB), or per-frame features, float [T, D] as the model's "
+                "frame encoder makes them. Each kind runs through the signatures that the "
+                "export's metadata.json names for it (gif_greedy/gif_beam, "
+                "serving_default/beam_search, features_greedy/features_beam). A model "
+                "trained on precomputed features takes features only."),
 }
 
 
@@ -97,22 +143,45 @@ class Item(NamedTuple):
     """One input. `label` names it in errors ("notes.txt:3", "cat.png");
     `shown` is what `--json` reports as its input (the line, or the path);
     `data` the model's input bytes (None: the file at `path`, read when its
-    batch runs)."""
+    batch runs). Video clips: `kind` is gif, frames or features, and
+    `shape` an array's shape ([T, H, W, 3] or [T, D])."""
 
     label: str
     shown: str
     data: Optional[bytes]
     path: Optional[str]
+    kind: Optional[str] = None
+    shape: Optional[tuple] = None
 
 
 # ---------------------------------------------------------------- arguments
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse measures the commands' names without the indent they are
+    printed with, so the longest (translate) had its help pushed to the
+    next line; this counts it, and every command's help starts on its line."""
+
+    def add_argument(self, action):
+        super().add_argument(action)
+        if action.help is not argparse.SUPPRESS:
+            for subaction in self._iter_indented_subactions(action):  # indented while here
+                self._action_max_length = max(
+                    self._action_max_length,
+                    len(self._format_action_invocation(subaction)) + self._current_indent)
+
+
 def build_parser():
+    """The parser of translate, caption and video (`serve` is listed; its
+    arguments are the server's own, see `main`)."""
     parser = argparse.ArgumentParser(
-        prog="keras-attention",
-        description="Run an exported keras-attention model: translate, caption, serve.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+        prog="keras-attention", formatter_class=_HelpFormatter,
+        description="Run an exported keras-attention model: translate text, caption "
+                    "images or video clips, or serve models over TF Serving's REST API.",
+        epilog="Each command's options: keras-attention COMMAND --help.")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     for command in COMMANDS.values():
-        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        sub = commands.add_parser(command.name, help=command.help,
+                                  description=f"{command.help[0].upper()}{command.help[1:]}. "
+                                              f"{command.details}".strip())
         sub.add_argument("--model", required=True, metavar="DIR",
                          help="a SavedModel version directory, or a base of numbered versions")
         sub.add_argument("--version", type=int, default=None,
@@ -123,8 +192,15 @@ def build_parser():
         else:
             what = "IMAGE" if command.name == "caption" else "CLIP"
             sub.add_argument("inputs", nargs="+", metavar=what, help=f"{what.lower()} files")
+        if command.clips:
+            sub.add_argument("--input", choices=("auto", *CLIP_INPUT_KINDS), default="auto",
+                             help="what the CLIP files are; auto (default): .npy and .npz "
+                                  "files are frames or features by their array's shape, "
+                                  "other files GIFs")
+        beam_signature = "beam signature for the clip's kind" if command.clips \
+            else f"{command.beam_signature} signature"
         sub.add_argument("--beam", action="store_true",
-                         help=f"decode with the {command.beam_signature} signature")
+                         help=f"decode with the {beam_signature}")
         sub.add_argument("--nbest", type=_positive_int, default=None, metavar="N",
                          help="print the N best hypotheses per input (implies --beam)")
         sub.add_argument("--json", action="store_true",
@@ -135,8 +211,7 @@ def build_parser():
                          help="write one attention plot (PNG) per input into OUT_DIR")
         sub.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE,
                          help=f"inputs per model call (default {DEFAULT_BATCH_SIZE})")
-    commands.add_parser("serve", add_help=False,
-                        help="run the REST server (its options: keras-attention serve --help)")
+    commands.add_parser("serve", add_help=False, help=SERVE_HELP)
     return parser
 
 
@@ -189,7 +264,7 @@ def run_server(argv):
         if (error.name or "").split(".")[0] not in SERVER_PACKAGES:
             raise
         print(f"error: the server needs {error.name}, which is not installed: "
-              f'pip install "keras-attention[serve]"', file=sys.stderr)
+              f'pip install "keras-attention-kit[serve]"', file=sys.stderr)
         return 2
     status = server.main(argv)
     return 0 if status is None else status
@@ -257,6 +332,106 @@ def file_items(paths):
     return [Item(path, path, None, path) for path in paths]
 
 
+def clip_items(paths, requested="auto"):
+    """Video clips as Items of kind gif, frames or features (`requested`,
+    or `auto`: see the module docstring). Arrays are read and checked now,
+    so a wrong one fails before the model loads; they are read again when
+    their batch runs.
+
+    Example (`frames.npy` holds a uint8 [8, 64, 64, 3] array):
+
+        clip_items(["dance.gif", "frames.npy"])   # kinds gif, frames
+    """
+    items = []
+    for item in file_items(paths):
+        is_array = item.path.lower().endswith(ARRAY_EXTENSIONS)
+        if requested == "gif" or (requested == "auto" and not is_array):
+            items.append(item._replace(kind="gif"))
+            continue
+        kind, array = read_clip_array(item.path, requested)
+        items.append(item._replace(kind=kind, shape=tuple(array.shape)))
+    return items
+
+
+def read_clip_array(path, requested="auto"):
+    """The clip in a .npy or .npz file and its kind, frames or features.
+
+    `requested` is the kind it must be, or `auto`: frames when it is
+    `[T, H, W, 3]`, features when `[T, D]`. Any other array is a CliError
+    that names the file and says what was expected.
+    """
+    import numpy as np
+
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(len(NPY_MAGIC))
+        if not magic.startswith((NPY_MAGIC, NPZ_MAGIC)):  # numpy would try it as a pickle
+            raise CliError(f"{path}: not a .npy or .npz file (it starts with {magic!r})")
+        # Memory-mapped: checking a clip reads its header, not its frames.
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:  # a truncated file, an object array
+        raise CliError(f"{path}: cannot read it as a .npy or .npz array: "
+                       f"{_reason(error)}") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            array = loaded[_npz_array_name(path, loaded.files)]
+    else:
+        array = loaded
+    return clip_array_kind(path, array.dtype, array.shape, requested), array
+
+
+def _npz_array_name(path, names):
+    """A .npz clip holds one array, or names it `frames` or `features`."""
+    if len(names) == 1:
+        return names[0]
+    named = [name for name in names if name in CLIP_ARRAY_KINDS]
+    if len(named) == 1:
+        return named[0]
+    raise CliError(f"{path}: holds {len(names)} arrays ({', '.join(names) or 'none'}); a clip "
+                   f".npz holds one array, or one named frames or features")
+
+
+def clip_array_kind(path, dtype, shape, requested="auto"):
+    """frames or features: what an array of `dtype` and `shape` is as a clip
+    (`requested`, or `auto`: by its rank); a CliError naming `path` otherwise.
+
+    Example:
+
+    >>> import numpy as np
+    >>> clip_array_kind("clip.npy", np.dtype("uint8"), (8, 64, 64, 3))
+    'frames'
+    >>> clip_array_kind("clip.npy", np.dtype("float32"), (8, 64, 64, 3))
+    Traceback (most recent call last):
+    ...
+    keras_attention.cli.CliError: clip.npy: holds a float32 [8, 64, 64, 3] array; frames ...
+    """
+    import numpy as np
+
+    found = f"{path}: holds a {dtype} {list(shape)} array"
+    kind = requested
+    if requested == "auto":
+        kind = "frames" if len(shape) == 4 else "features" if len(shape) == 2 else None
+    if kind is None:
+        raise CliError(f"{found}; a clip is frames, uint8 [T, H, W, 3], or per-frame "
+                       f"features, float [T, D]")
+    if kind == "frames" and not (len(shape) == 4 and shape[-1] == 3 and dtype == np.uint8):
+        raise CliError(f"{found}; frames are uint8 [T, H, W, 3] (RGB, 0-255)")
+    if kind == "features" and not (len(shape) == 2 and np.issubdtype(dtype, np.floating)):
+        raise CliError(f"{found}; features are float [T, D], one row per frame")
+    if shape[0] == 0:
+        raise CliError(f"{found}: no frames (T = 0)")
+    return kind
+
+
+def _load_value(item):
+    """What the model takes of one input: its bytes, or a clip's array."""
+    if item.kind in CLIP_ARRAY_KINDS:
+        import numpy as np
+
+        return np.asarray(read_clip_array(item.path, item.kind)[1])
+    return _load_bytes(item)
+
+
 def _load_bytes(item):
     if item.data is not None:
         return item.data
@@ -272,10 +447,21 @@ def _reason(error):
 
 
 # -------------------------------------------------------------------- model
-def open_model(command, args):
-    """Loads the export and checks it suits `command` and the options.
+class Route(NamedTuple):
+    """Where inputs of one kind go: the signature, its input that takes
+    their content and, for clip arrays, its input that takes each clip's
+    length (frames past it are padding)."""
 
-    Returns `(model, signature name, input name, number of hypotheses)`.
+    signature: str
+    data_input: str
+    lengths_input: Optional[str] = None
+
+
+def open_model(command, args, kinds=(None,)):
+    """Loads the export and checks it suits `command`, the options and the
+    inputs' `kinds` (video: gif, frames, features; None for the others).
+
+    Returns `(model, {kind: Route}, number of hypotheses)`.
     """
     from keras_attention.serving.exported_model import ExportedModel, ModelNotFoundError
 
@@ -294,23 +480,83 @@ def open_model(command, args):
         raise CliError(f"{where}: is a {task!r} model (the task in its metadata), "
                        f"not {command.task!r}{hint}")
     beam = args.beam or args.nbest is not None
+    if command.clips:
+        routes = {kind: clip_route(model, kind, beam) for kind in sorted(kinds)}
+    else:
+        routes = {None: string_route(model, command, beam)}
+    count = 1
+    if args.nbest is not None:
+        for route in routes.values():
+            kept = available_hypotheses(model, route.signature)
+            if args.nbest > kept:
+                raise CliError(f"--nbest {args.nbest}: this export keeps {kept} hypotheses "
+                               f"per input (num_hypotheses in its metadata); ask for at most "
+                               f"{kept}")
+        count = args.nbest
+    return model, routes, count
+
+
+def string_route(model, command, beam):
+    """translate, caption: the command's signature, which takes one string."""
     signature_name = command.beam_signature if beam else command.greedy_signature
     if signature_name not in model.signatures:
-        raise CliError(f"{where}: has no {signature_name} signature (it has "
+        raise CliError(f"{model.path}: has no {signature_name} signature (it has "
                        f"{', '.join(sorted(model.signatures))})")
     inputs = model.signature(signature_name).inputs
     string_inputs = [name for name, info in inputs.items() if info.is_string]
     if len(inputs) != 1 or not string_inputs:
-        raise CliError(f"{where}: signature {signature_name} takes {', '.join(sorted(inputs))}; "
-                       "this command feeds one string input")
-    count = 1
-    if args.nbest is not None:
-        kept = available_hypotheses(model, signature_name)
-        if args.nbest > kept:
-            raise CliError(f"--nbest {args.nbest}: this export keeps {kept} hypotheses per "
-                           f"input (num_hypotheses in its metadata); ask for at most {kept}")
-        count = args.nbest
-    return model, signature_name, string_inputs[0], count
+        raise CliError(f"{model.path}: signature {signature_name} takes "
+                       f"{', '.join(sorted(inputs))}; this command feeds one string input")
+    return Route(signature_name, string_inputs[0])
+
+
+def clip_route(model, kind, beam):
+    """video: the greedy (or beam) signature whose inputs the metadata
+    describes as clips of `kind` (and, for arrays, their lengths), the
+    standard names first. A CliError saying what the model takes instead
+    when none does."""
+    decoding = "beam" if beam else "greedy"
+    wanted = {CLIP_INPUT_KINDS[kind]} | ({FRAME_COUNT_KIND} if kind != "gif" else set())
+    offered = []
+    # A model trained on features takes them in serving_default: that one first.
+    for name in sorted(model.signatures,
+                       key=lambda name: (name not in (GREEDY_SIGNATURE, BEAM_SIGNATURE), name)):
+        described = signature_metadata(model.metadata, name)
+        if described.get("decoding") != decoding:
+            continue
+        inputs = described.get("inputs", {})
+        offered.append(f"{name} ({described.get('description') or ', '.join(inputs)})")
+        input_of_kind = {info.get("kind"): input_name for input_name, info in inputs.items()}
+        if set(input_of_kind) != wanted:
+            continue
+        if set(model.signature(name).inputs) != set(inputs):
+            raise CliError(f"{model.path}: signature {name} takes "
+                           f"{', '.join(sorted(model.signature(name).inputs))}, not the "
+                           f"{', '.join(sorted(inputs))} its metadata.json describes")
+        return Route(name, input_of_kind[CLIP_INPUT_KINDS[kind]],
+                     input_of_kind.get(FRAME_COUNT_KIND))
+    why = ""
+    if model.metadata.get("source") == "features":
+        why = " (it was trained on precomputed features: give it features, float [T, D])"
+    raise CliError(f"{model.path}: takes no {CLIP_KIND_WORDS[kind]}{why}; its {decoding} "
+                   f"signatures take: {'; '.join(offered) or 'nothing its metadata describes'}")
+
+
+def check_clip_shapes(model, routes, items):
+    """Each clip array against its signature's input: a features file must
+    have as many values per frame as the model's frame encoder makes."""
+    for item in items:
+        if item.shape is None:
+            continue
+        route = routes[item.kind]
+        expected = model.signature(route.signature).inputs[route.data_input].shape  # [B, T, ...]
+        if expected is None:
+            continue
+        for got, wanted in zip(item.shape[1:], expected[2:]):
+            if wanted is not None and got != wanted:
+                per_frame = ", ".join(str(size) for size in expected[2:])
+                raise CliError(f"{item.label}: holds {item.kind} {list(item.shape)}; this "
+                               f"model's {route.signature} takes {item.kind} [T, {per_frame}]")
 
 
 def available_hypotheses(model, signature_name):
@@ -322,14 +568,29 @@ def available_hypotheses(model, signature_name):
     return int(shape[1]) if shape and len(shape) > 1 and shape[1] else 1
 
 
-def predict_batch(model, signature_name, input_name, command, items, values):
+def batch_inputs(model, route, values):
+    """The signature's inputs for one batch: strings as they are; clip
+    arrays padded to the longest clip, with each clip's length."""
+    import numpy as np
+
+    if route.lengths_input is None:
+        return {route.data_input: np.array(values, dtype=object)}
+    lengths = np.array([len(value) for value in values], "int32")
+    dtype = model.signature(route.signature).inputs[route.data_input].dtype
+    # Padding frames may hold anything (the export masks them): zeros.
+    padded = np.zeros((len(values), lengths.max(), *values[0].shape[1:]), dtype)
+    for row, value in enumerate(values):
+        padded[row, :len(value)] = value
+    return {route.data_input: padded, route.lengths_input: lengths}
+
+
+def predict_batch(model, route, command, items, values):
     """Runs one batch; on a TensorFlow error, runs its inputs one by one to
     name the input the model cannot take."""
-    import numpy as np
     import tensorflow as tf
 
     def predict(batch_values):
-        return model.predict(signature_name, {input_name: np.array(batch_values, dtype=object)})
+        return model.predict(route.signature, batch_inputs(model, route, batch_values))
 
     try:
         return predict(values)
@@ -453,9 +714,13 @@ def plot_best(command, item, number, data, hypothesis, out_dir):
         plots.plot_image_attention(_decode_frames(data, animated=False), attention,
                                    hypothesis.tokens, path, title=title)
     else:
-        frames = _decode_frames(data, animated=True)
         # [T, F, ...]: a model that also attends within frames sums to frames.
         weights = attention.reshape(attention.shape[0], attention.shape[1], -1).sum(-1)
+        if item.kind == "features":  # no pictures: the weights over the frames' numbers
+            frame_names = [f"frame {number}" for number in range(weights.shape[1])]
+            plots.plot_attention(weights, frame_names, hypothesis.tokens, path, title=title)
+            return path
+        frames = data if item.kind == "frames" else _decode_frames(data, animated=True)
         if len(frames) != weights.shape[1]:  # the model samples frames: show those
             import numpy as np
             picks = np.linspace(0, len(frames) - 1, weights.shape[1]).round().astype(int)
@@ -535,13 +800,16 @@ def run_command(command, args):
         else:
             items = read_line_items(paths, stdin)
             total = len(items)
+    elif command.clips:
+        items = clip_items(args.inputs, args.input)
+        total = len(items)
     else:
         items = file_items(args.inputs)
         total = len(items)
-    model, signature_name, input_name, count = open_model(command, args)
-    described = signature_metadata(model.metadata, signature_name)
-    attention_axes = [axis for axis in described.get("output_axes", {}).get("attention", [])
-                      if axis not in ("batch", "hypothesis")]
+    kinds = {item.kind for item in items} if command.clips else {None}
+    model, routes, count = open_model(command, args, kinds)
+    if command.clips:
+        check_clip_shapes(model, routes, items)
     if args.plot:
         try:
             os.makedirs(args.plot, exist_ok=True)
@@ -549,18 +817,18 @@ def run_command(command, args):
             raise CliError(f"{args.plot}: cannot write plots there: {_reason(error)}") from None
     several_files = not command.reads_lines and total > 1
     progress = _Progress(total) if wants_progress(total, batch_size) else None
-    beam = signature_name == command.beam_signature
     index = 0
-    iterator = iter(items)
     try:
-        while True:
-            batch = list(itertools.islice(iterator, batch_size))
-            if not batch:
-                break
-            values = [_load_bytes(item) for item in batch]
-            outputs = predict_batch(model, signature_name, input_name, command, batch, values)
+        for batch in _batches(items, batch_size):
+            route = routes[batch[0].kind]
+            described = signature_metadata(model.metadata, route.signature)
+            attention_axes = [axis for axis in
+                              described.get("output_axes", {}).get("attention", [])
+                              if axis not in ("batch", "hypothesis")]
+            values = [_load_value(item) for item in batch]
+            outputs = predict_batch(model, route, command, batch, values)
             for row, (item, data) in enumerate(zip(batch, values)):
-                hypotheses = split_outputs(outputs, described, row, count if beam else 1)
+                hypotheses = split_outputs(outputs, described, row, count)
                 plot_path = None
                 if args.plot:
                     plot_path = plot_best(command, item, index + 1, data, hypotheses[0],
@@ -586,6 +854,21 @@ def run_command(command, args):
     finally:
         if progress is not None:
             progress.close()
+
+
+def _batches(items, batch_size):
+    """Consecutive items, `batch_size` at a time, a batch of one kind and
+    one frame size (the shape a model call can stack); as `items` come, so
+    lines typed at a terminal are answered one by one."""
+    def stackable(item):  # a clip's kind and the shape of its frames ([H, W, 3] or [D])
+        return item.kind, item.shape[1:] if item.shape else None
+
+    for _, group in itertools.groupby(items, key=stackable):
+        while True:
+            batch = list(itertools.islice(group, batch_size))
+            if not batch:
+                break
+            yield batch
 
 
 def _error_summary(error):

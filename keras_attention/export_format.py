@@ -66,7 +66,7 @@ def read_metadata(version_dir, missing_ok=False):
         raise ValueError(f"{path}: format_version must be an integer, found {version!r}")
     if version > METADATA_FORMAT:
         raise ValueError(f"{path}: format_version {version!r} is newer than this package "
-                         f"reads ({METADATA_FORMAT}); upgrade keras-attention")
+                         f"reads ({METADATA_FORMAT}); upgrade keras-attention-kit")
     return metadata
 
 

@@ -5,4 +5,5 @@ import sys
 from keras_attention.serving.server import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Without it, argparse would name the program `__main__.py` in its usage line.
+    sys.exit(main(prog="python -m keras_attention.serving"))

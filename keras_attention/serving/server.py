@@ -18,42 +18,71 @@ import os
 import sys
 
 
-def build_parser():
+# The program name in usage lines and errors: how the server was started.
+DEFAULT_PROG = "keras-attention serve"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default, unless it has none (None)
+    or already names it."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser(prog=DEFAULT_PROG):
+    """The server's flags, TF Serving's names; each has help and shows its default."""
     parser = argparse.ArgumentParser(
-        prog="keras-attention serve",
-        description="Serve SavedModels over TensorFlow Serving's REST API.")
+        prog=prog, formatter_class=HelpFormatter,
+        description="Serve SavedModels over TensorFlow Serving's REST API. Give "
+                    "--model_base_path (with --model_name) or --model_config_file.")
     models = parser.add_argument_group("models (TF Serving's flags)")
-    models.add_argument("--model_name", default="default",
-                        help="name of the model in the URL (default: %(default)s)")
-    models.add_argument("--model_base_path",
-                        help="folder of numbered versions <base>/<version>/saved_model.pb")
-    models.add_argument("--model_config_file",
-                        help="ModelServerConfig text proto listing several models")
+    models.add_argument("--model_name", default="default", metavar="NAME",
+                        help="name of the model in the URL: /v1/models/NAME")
+    models.add_argument("--model_base_path", metavar="DIR",
+                        help="folder of numbered versions <base>/<version>/saved_model.pb; "
+                             "the highest is served")
+    models.add_argument("--model_config_file", metavar="FILE",
+                        help="ModelServerConfig text proto listing several models "
+                             "(instead of --model_base_path)")
     models.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
-                        help="seconds between scans for new versions; 0 scans once "
-                             "(default: %(default)s)")
+                        metavar="SECONDS",
+                        help="seconds between scans for new versions; 0 scans once")
     http = parser.add_argument_group("HTTP")
-    http.add_argument("--rest_api_port", type=int, default=8501)
-    http.add_argument("--host", default="127.0.0.1",
-                      help="address to bind (default %(default)s; 0.0.0.0 for every interface)")
-    http.add_argument("--rest_api_num_threads", type=int, default=4,
-                      help="model calls that may run at once (default: %(default)s)")
-    http.add_argument("--max_request_bytes", type=int, default=32 * 1024 * 1024)
-    http.add_argument("--max_request_rows", type=int, default=1024)
-    http.add_argument("--graceful_shutdown_seconds", type=float, default=30.0)
-    http.add_argument("--access_log", default="-",
+    http.add_argument("--rest_api_port", type=int, default=8501, metavar="PORT",
+                      help="port of the REST API; 0 picks any free port")
+    http.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                      help="address to bind; 0.0.0.0 for every interface")
+    http.add_argument("--rest_api_num_threads", type=int, default=4, metavar="N",
+                      help="model calls that may run at once")
+    http.add_argument("--max_request_bytes", type=int, default=32 * 1024 * 1024,
+                      metavar="BYTES",
+                      help="largest request body accepted (default: %(default)s, 32 MiB)")
+    http.add_argument("--max_request_rows", type=int, default=1024, metavar="ROWS",
+                      help="most instances (rows) in one request")
+    http.add_argument("--graceful_shutdown_seconds", type=float, default=30.0,
+                      metavar="SECONDS",
+                      help="on SIGTERM or Ctrl-C, how long requests in flight may finish")
+    http.add_argument("--access_log", default="-", metavar="FILE",
                       help="file for the JSON access log; '-' is stderr, 'none' is off")
     http.add_argument("--log_level", default="info",
-                      choices=["debug", "info", "warning", "error"])
+                      choices=["debug", "info", "warning", "error"],
+                      help="the server's own log, on stderr")
     batching = parser.add_argument_group("batching")
     batching.add_argument("--enable_batching", action="store_true",
                           help="merge concurrent requests into one model call")
-    batching.add_argument("--max_batch_size", type=int, default=32)
-    batching.add_argument("--batch_timeout_micros", type=int, default=2000)
+    batching.add_argument("--max_batch_size", type=int, default=32, metavar="ROWS",
+                          help="with --enable_batching: most rows in one merged call")
+    batching.add_argument("--batch_timeout_micros", type=int, default=2000,
+                          metavar="MICROS",
+                          help="with --enable_batching: longest a request waits for "
+                               "others to join it")
     return parser
 
 
-def parse_args(argv):
+def parse_args(argv, prog=DEFAULT_PROG):
     """The command line's flags; a bad value exits with the usage (status 2).
 
     Example:
@@ -62,7 +91,7 @@ def parse_args(argv):
     >>> args.model_name, args.rest_api_port, args.enable_batching, args.max_batch_size
     ('default', 8501, True, 32)
     """
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if bool(args.model_base_path) == bool(args.model_config_file):
         parser.error("give --model_base_path (with --model_name) or --model_config_file")
@@ -92,8 +121,10 @@ def _configure_logging(args):
     access.addHandler(handler)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def main(argv=None, prog=DEFAULT_PROG):
+    """Parses `argv` (default: sys.argv[1:]) and serves until stopped; returns
+    the exit status. `prog` names the program in usage lines and errors."""
+    args = parse_args(argv, prog)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import uvicorn
@@ -101,8 +132,8 @@ def main(argv=None):
         from keras_attention.serving.app import ServerOptions, create_app
         from keras_attention.serving.batching import BatchingOptions
     except ImportError as error:
-        print(f"keras-attention serve: {error.name} is missing; install the server with "
-              "pip install \"keras-attention[serve]\"", file=sys.stderr)
+        print(f"{prog}: {error.name} is missing; install the server with "
+              "pip install \"keras-attention-kit[serve]\"", file=sys.stderr)
         return 2
     from keras_attention.serving.repository import (ModelConfig, ModelRepository,
                                                     read_model_config_file)
@@ -112,11 +143,11 @@ def main(argv=None):
         configs = read_model_config_file(args.model_config_file) if args.model_config_file \
             else [ModelConfig(args.model_name, args.model_base_path)]
     except ValueError as error:
-        print(f"keras-attention serve: {error}", file=sys.stderr)
+        print(f"{prog}: {error}", file=sys.stderr)
         return 2
     for config in configs:
         if not os.path.isdir(config.base_path):
-            print(f"keras-attention serve: {config.base_path}: no such folder "
+            print(f"{prog}: {config.base_path}: no such folder "
                   f"(base path of model {config.name!r})", file=sys.stderr)
             return 2
     repository = ModelRepository(configs, poll_seconds=args.file_system_poll_wait_seconds)
@@ -136,4 +167,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m keras_attention.serving.server"))

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from serving_exports import build_captioner, build_translator
+from serving_exports import build_captioner, build_translator, build_video_captioner
 from shared_build import built_once
 
 
@@ -28,3 +28,12 @@ def translator_dir(export_base):
 @pytest.fixture(scope="session")
 def captioner_dir(export_base):
     return os.path.join(export_base, "captioner")
+
+
+@pytest.fixture(scope="session")
+def video_captioner_dir(tmp_path_factory):
+    """`<base>/video_captioner/1`: its own build (half a minute), made only
+    for the tests that ask for it."""
+    base = built_once(tmp_path_factory, "video_export",
+                      lambda base: build_video_captioner().save(base, "video_captioner", 1))
+    return os.path.join(str(base), "video_captioner")

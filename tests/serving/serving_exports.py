@@ -45,6 +45,45 @@ def build_captioner():
                      DecodingOptions(beam_width=2, num_hypotheses=2))
 
 
+def build_video_captioner():
+    """An untrained video captioner on 16x16 frames: its export has the
+    frames (`serving_default`/`beam_search`), GIF and features signatures."""
+    import dataclasses
+
+    import keras
+    from training.core import config as config_lib
+    from training.core.decoding_options import DecodingOptions
+    from training.core.text import SPECIAL_TOKENS, Vocabulary
+    from training.video.config import PRESETS, VideoConfig
+    from training.video.export import VideoCaptioner
+    from training.video.model import build_model
+
+    keras.utils.set_random_seed(7)
+    config = dataclasses.replace(
+        config_lib.load(VideoConfig, PRESETS, "tiny"), units=12, embedding_dim=8,
+        attention_units=8, cnn_filters=4, cnn_blocks=2, temporal_units=6, frame_size=16,
+        dropout=0.0)
+    vocabulary = Vocabulary(list(SPECIAL_TOKENS) + WORDS, max_tokens=12)
+    model = build_model(config, vocabulary.size)
+    model({"source": {"frames": np.zeros((1, 3, 16, 16, 3), "uint8"), "lengths": np.array([3])},
+           "target_in": np.ones((1, 2), "int32")})
+    return VideoCaptioner(model, vocabulary, 8, frame_size=16, max_frames=10,
+                          decoding=DecodingOptions(beam_width=2, num_hypotheses=2))
+
+
+def gif_bytes(seed, frames=4, size=(16, 16)):
+    """An encoded animated GIF of random pixels."""
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (frames, *size, 3), dtype=np.uint8)
+    images = [Image.fromarray(frame) for frame in pixels]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0)
+    return buffer.getvalue()
+
+
 def png_bytes(seed, size=(20, 28)):
     """An encoded PNG of random pixels."""
     import io
