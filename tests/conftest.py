@@ -66,7 +66,7 @@ def dtype_policy():
 # the other idled. Collected first (setup.cfg turns xdist's reordering off),
 # they start at once and the light files fill the gaps.
 LONGEST_FILES = (
-    "training/test_jax_training.py", "training/test_jax_caption_jobs.py",
+    "test_docs_examples.py", "training/test_jax_training.py", "training/test_jax_caption_jobs.py",
     "training/test_resume_sigkill.py", "training/test_video_training.py",
     "training/test_translation_training.py", "training/test_captioning_training.py",
     "serving/test_server.py", "training/test_resume.py", "training/test_precision.py",

@@ -17,11 +17,16 @@ def sampling_search(
     outside `tf.function`, under XLA and in an exported SavedModel.
 
     Args:
-        step_fn, initial_state, start_tokens, end_token, max_length,
-            pad_token, constants: As in `greedy_search`.
+        step_fn: As in `greedy_search`.
+        initial_state: As in `greedy_search`.
+        start_tokens: As in `greedy_search`.
+        end_token: As in `greedy_search`.
+        max_length: As in `greedy_search`.
         temperature: float > 0; below 1 sharpens, above 1 flattens.
         top_k: Optional int, sample among the k most likely tokens only.
         seed: int or int32 scalar tensor.
+        pad_token: As in `greedy_search`.
+        constants: As in `greedy_search`.
 
     Returns:
         A `DecodingResult` (ids `[B, T]`, lengths `[B]`, log_probs `[B]` under

@@ -28,9 +28,10 @@ class AdditiveAttention(BaseAttention):
         use_bias: Whether to add a bias `b` inside the tanh.
         normalize: Weight-normalize `v` with a learned gain.
         dropout: Fraction of the attention weights to drop in training.
-        kernel_initializer, bias_initializer: Initializers of W_q, W_k, v
-            and of b.
-        kernel_regularizer, bias_regularizer: Optional regularizers.
+        kernel_initializer: Initializer of W_q, W_k and v.
+        bias_initializer: Initializer of b.
+        kernel_regularizer: Optional regularizer of W_q, W_k and v.
+        bias_regularizer: Optional regularizer of b.
         **kwargs: Base layer keyword arguments.
 
     Call arguments:

@@ -31,7 +31,8 @@ class DotAttention(BaseAttention):
         score_mode: One of `"dot"`, `"general"`, `"scaled_dot"`.
         use_scale: Learn a scalar multiplier of the scores.
         dropout: Fraction of the attention weights to drop in training.
-        kernel_initializer, kernel_regularizer: For W_a (`"general"`).
+        kernel_initializer: Initializer of W_a (`"general"`).
+        kernel_regularizer: Optional regularizer of W_a (`"general"`).
         **kwargs: Base layer keyword arguments.
 
     Call arguments:
