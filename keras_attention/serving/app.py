@@ -41,6 +41,7 @@ from keras_attention.serving import rest_json
 from keras_attention.serving.batching import BatchingOptions, DynamicBatcher
 from keras_attention.serving.errors import (InvalidArgument, NotFound, PayloadTooLarge,
                                             ServingError)
+from keras_attention.serving.explorer import explorer_routes
 from keras_attention.serving.exported_model import tf_error_summary
 
 ACCESS_LOG = logging.getLogger("keras_attention.serving.access")
@@ -64,6 +65,7 @@ class ServerOptions(NamedTuple):
     max_request_rows: Most rows (batch size) in one request.
     num_threads: Model calls that may run at once (`--rest_api_num_threads`).
     enable_batching / batching: merge concurrent requests, and how.
+    explorer: serve the attention explorer page (`explorer.py`).
     """
 
     max_request_bytes: int = 32 * 1024 * 1024
@@ -71,6 +73,7 @@ class ServerOptions(NamedTuple):
     num_threads: int = 4
     enable_batching: bool = False
     batching: BatchingOptions = BatchingOptions()
+    explorer: bool = True
 
 
 class _Metrics:
@@ -186,11 +189,12 @@ def create_app(repository, options=ServerOptions()):
         request.state.model, request.state.api = "", "metrics"
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app = Starlette(
-        routes=[Route(METRICS_PATH, metrics_endpoint, methods=["GET"]),
-                Route("/v1/{rest:path}", models_endpoint, methods=["GET", "POST"]),
-                Route("/v1", models_endpoint, methods=["GET", "POST"])],
-        lifespan=lifespan)
+    routes = [Route(METRICS_PATH, metrics_endpoint, methods=["GET"]),
+              Route("/v1/{rest:path}", models_endpoint, methods=["GET", "POST"]),
+              Route("/v1", models_endpoint, methods=["GET", "POST"])]
+    if options.explorer:
+        routes += explorer_routes(repository)
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics, app.state.batcher, app.state.repository = metrics, batcher, repository
     return AccessLog(app)
 

@@ -70,6 +70,9 @@ def build_parser(prog=DEFAULT_PROG):
     http.add_argument("--log_level", default="info",
                       choices=["debug", "info", "warning", "error"],
                       help="the server's own log, on stderr")
+    http.add_argument("--no_ui", action="store_true",
+                      help="serve the REST API alone, without the attention explorer page "
+                           "at / and /ui/<model>")
     batching = parser.add_argument_group("batching")
     batching.add_argument("--enable_batching", action="store_true",
                           help="merge concurrent requests into one model call")
@@ -155,7 +158,8 @@ def main(argv=None, prog=DEFAULT_PROG):
     options = ServerOptions(
         max_request_bytes=args.max_request_bytes, max_request_rows=args.max_request_rows,
         num_threads=args.rest_api_num_threads, enable_batching=args.enable_batching,
-        batching=BatchingOptions(args.max_batch_size, args.batch_timeout_micros))
+        batching=BatchingOptions(args.max_batch_size, args.batch_timeout_micros),
+        explorer=not args.no_ui)
     app = create_app(repository, options)
     config = uvicorn.Config(app, host=args.host, port=args.rest_api_port,
                             log_level=args.log_level, access_log=False,
