@@ -76,7 +76,7 @@ from keras_attention.export_format import (
 
 DEFAULT_BATCH_SIZE = 32
 STDIN = "-"
-SERVE_HELP = "run the REST server (options: keras-attention serve --help)"
+SERVE_HELP = "run the REST server, with its attention explorer page"
 # Video clip kinds (`--input`) -> the input `kind` that the video export's
 # metadata.json gives the signatures' clip input (training/video/export.py);
 # the frames and features signatures also take each clip's length, kind
