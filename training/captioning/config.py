@@ -11,7 +11,7 @@ import dataclasses
 from typing import Optional
 
 from training.core.backbones import BACKBONES
-from training.core.config import TrainingConfig, option
+from training.core.config import TrainingConfig, option, task_default
 
 
 @dataclasses.dataclass
@@ -78,24 +78,16 @@ class CaptioningConfig(TrainingConfig):
     freeze_encoder: bool = option(
         False, help="Keep the backbone's weights as they are: train the decoder alone.")
     # --- Show, Attend and Tell's decoder ------------------------------------
-    decoder: str = option(
-        "bahdanau", choices=("fast", "bahdanau", "luong_feeding"),
-        help="fast: attention after the RNN, all steps at once; bahdanau: the context into "
-             "the cell's input; luong_feeding: the attentional state into the next input.")
-    decoder_initial_state: str = option(
-        "mean_memory", choices=("zeros", "mean_memory"),
+    decoder: str = task_default("decoder", "bahdanau")
+    decoder_initial_state: str = task_default(
+        "decoder_initial_state", "mean_memory",
         help="Decoder's first state: zeros, or tanh(W m) of the mean region feature m.")
-    context_gate: bool = option(
-        True, help="Scale the context by a learned gate per step (Show, Attend and Tell).")
-    attention_regularization: float = option(
-        1.0, minimum=0.0,
+    context_gate: bool = task_default("context_gate", True)
+    attention_regularization: float = task_default(
+        "attention_regularization", 1.0,
         help="Weight of the penalty asking every region to get about one unit of attention "
              "over the caption; 0: off.")
-    attention_layer_norm: bool = option(
-        True, help="Layer-normalize the attentional state W_c [c; h] before its activation.")
-    export_name: str = option(
-        "captioner",
-        help="SavedModel folder: workdir/export/<export_name>/<export_version>.")
+    export_name: str = task_default("export_name", "captioner")
 
     def check_combinations(self):
         problem = super().check_combinations()

@@ -418,3 +418,23 @@ class TrainingConfig:
                     f"this process has KERAS_BACKEND={backend}: use --set "
                     f"distribution=data_parallel instead")
         return None
+
+
+def task_default(name, default, *, help=None):
+    """A task config's own default for the shared `TrainingConfig` field
+    `name`: its rules kept, its help kept unless `help` words it for the task.
+
+    Example:
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Captions(TrainingConfig):
+    ...     decoder: str = task_default("decoder", "bahdanau")
+    >>> field = Captions.__dataclass_fields__["decoder"]
+    >>> field.default, field.metadata["choices"] == TrainingConfig.__dataclass_fields__[
+    ...     "decoder"].metadata["choices"]
+    ('bahdanau', True)
+    """
+    shared = TrainingConfig.__dataclass_fields__[name].metadata
+    rules = {rule: shared[rule] for rule in RULES if rule in shared}
+    return option(default, help=help or shared["help"], **rules)

@@ -8,7 +8,7 @@ and the encoder.
 import dataclasses
 from typing import Optional
 
-from training.core.config import TrainingConfig, option
+from training.core.config import TrainingConfig, option, task_default
 
 
 @dataclasses.dataclass
@@ -57,13 +57,10 @@ class TranslationConfig(TrainingConfig):
     encoder_layers: int = option(
         1, minimum=1, help="Encoder depth: rnn layers; conv has 2 x this; transformer at "
                            "least 2.")
-    export_name: str = option(
-        "translator",
-        help="SavedModel folder: workdir/export/<export_name>/<export_version>.")
+    export_name: str = task_default("export_name", "translator")
     # Blocks looping output: +0.7 greedy BLEU, 4-gram repeats 30% -> 0% on the
     # main job's test set (python -m benchmarks.bench_repetition).
-    no_repeat_ngram_size: int = option(
-        4, minimum=0, help="No output repeats an n-gram of this many words; 0: off.")
+    no_repeat_ngram_size: int = task_default("no_repeat_ngram_size", 4)
     recase: bool = option(
         True, help="Write outputs in the case of the training targets; false: lowercase.")
     max_eval_pairs: int = option(

@@ -11,7 +11,7 @@ stochastic penalty is off (a still frame need not be looked at).
 
 import dataclasses
 
-from training.core.config import TrainingConfig, option
+from training.core.config import TrainingConfig, option, task_default
 from training.video import clips
 
 # Frames a clip may have: the export refuses longer clips, a folder clip
@@ -102,21 +102,16 @@ class VideoConfig(TrainingConfig):
         64, minimum=1, help="Temporal encoder size per direction: each frame's annotation "
                             "has 2 x this.")
     # --- decoder ----------------------------------------------------------
-    decoder: str = option(
-        "bahdanau", choices=("fast", "bahdanau", "luong_feeding"),
-        help="fast: attention after the RNN, all steps at once; bahdanau: the context into "
-             "the cell's input; luong_feeding: the attentional state into the next input.")
-    decoder_initial_state: str = option(
-        "mean_memory", choices=("zeros", "mean_memory"),
+    decoder: str = task_default("decoder", "bahdanau")
+    decoder_initial_state: str = task_default(
+        "decoder_initial_state", "mean_memory",
         help="Decoder's first state: zeros, or tanh(W m) of the mean frame annotation m.")
     # A still frame need not be looked at: the doubly stochastic penalty is off.
-    attention_regularization: float = option(
-        0.0, minimum=0.0,
+    attention_regularization: float = task_default(
+        "attention_regularization", 0.0,
         help="Weight of the penalty asking every frame to get about one unit of attention "
              "over the caption; 0: off.")
-    export_name: str = option(
-        "video_captioner",
-        help="SavedModel folder: workdir/export/<export_name>/<export_version>.")
+    export_name: str = task_default("export_name", "video_captioner")
 
     def check_combinations(self):
         problem = super().check_combinations()
