@@ -115,6 +115,6 @@ PRESETS = {
         units=32, embedding_dim=16, attention_units=16, cnn_filters=8, train_scenes=300,
         dev_scenes=32, test_scenes=32, batch_size=16, steps_per_epoch=10, epochs=2,
         eval_batch_size=32, beam_width=2, num_hypotheses=2, plot_examples=1, warmup_steps=5,
-        early_stopping_patience=0, checkpoint_steps=5,
+        early_stopping_patience=0, checkpoint_steps=5, meteor=False,
     ),
 }
