@@ -191,3 +191,33 @@ def test_export_only_refuses_a_vocabulary_built_for_another_size(tmp_path, capsy
     target_path = tmp_path / "vocabulary.target.json"
     assert error.startswith(f"error: {target_path} was built with max_size=")
     assert "the config asks for 400" in error
+
+
+# ------------------------------------------------------------- declarations
+@pytest.mark.parametrize("task", ["translation", "captioning", "video"])
+def test_a_task_declaration_names_its_job_and_data_error(task):
+    import importlib
+
+    declaration = importlib.import_module(f"training.{task}.__main__").TASK
+    job = importlib.import_module(f"training.{task}.train")
+    assert callable(job.train_and_evaluate) and callable(job.export_workdir)
+    (error_class,) = declaration.input_errors()
+    assert issubclass(error_class, Exception)
+    assert error_class.__module__ == f"training.{task}.data"
+
+
+def test_restart_removes_checkpoints_logs_and_vocabularies_only(tmp_path, monkeypatch):
+    from training.core import cli
+    from training.video.__main__ import TASK
+
+    for name in ("checkpoints/latest.json", "logs/train/events", "vocabulary.json",
+                 "vocabulary.source.json", "config.json", "report.json", "export/v/1/x"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    runs = []
+    monkeypatch.setattr(TASK, "run", lambda config, workdir: runs.append(workdir))
+    assert cli.main(TASK, ["--preset", "tiny", "--workdir", str(tmp_path), "--restart"]) == 0
+    assert runs == [str(tmp_path)]
+    left = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*")
+                  if path.is_file())
+    assert left == ["config.json", "export/v/1/x", "report.json"]

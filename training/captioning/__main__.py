@@ -18,24 +18,6 @@ from training.captioning.config import PRESETS, CaptioningConfig
 from training.core import cli, reports
 
 
-def run(config, workdir):
-    from training.captioning.train import train_and_evaluate
-
-    return train_and_evaluate(config, workdir)
-
-
-def export(config, workdir):
-    from training.captioning.train import export_workdir
-
-    return export_workdir(config, workdir)
-
-
-def input_errors():
-    from training.captioning.data import CaptionDataError
-
-    return (CaptionDataError,)
-
-
 def print_report(report):
     reports.print_caption_examples(
         report.get("examples", []),
@@ -52,9 +34,9 @@ def print_report(report):
 
 TASK = cli.Task(
     name="captioning", description=__doc__, config_class=CaptioningConfig, presets=PRESETS,
-    default_preset="main", run=run, print_report=print_report,
+    default_preset="main", print_report=print_report,
     default_workdir=lambda config, preset: os.path.join("runs", f"captioning-{preset}"),
-    input_errors=input_errors, export=export,
+    data_error="training.captioning.data:CaptionDataError",
 )
 
 if __name__ == "__main__":

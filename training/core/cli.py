@@ -19,17 +19,19 @@ line, the values it accepts, what it means) and exits.
 
 import argparse
 import dataclasses
+import glob
+import importlib
 import os
 import shutil
 import sys
 import textwrap
-from typing import Callable, Optional
+from typing import Callable
 
 from training.core import config as config_lib
 
-# What a workdir holds that a restart removes (checkpoints, vocabularies, logs).
-RESTART_REMOVES = ("checkpoints", "logs", "vocabulary.source.json", "vocabulary.target.json",
-                   "vocabulary.json")
+# What a workdir holds that a restart removes: checkpoints, logs, and the
+# vocabularies (`vocabulary.json`, `vocabulary.source.json`, ...).
+RESTART_REMOVES = ("checkpoints", "logs", "vocabulary*.json")
 
 # Under every task's --help.
 EPILOG = """config fields:
@@ -40,19 +42,22 @@ EPILOG = """config fields:
 
 @dataclasses.dataclass
 class Task:
-    """What the command line needs to know of a task.
+    """What the command line needs to know of a task: a declaration.
+
+    The task's modules that start TensorFlow are named, not imported, so
+    `--help`, `--list-options` and a bad option answer at once.
 
     Attributes:
         name: The package name under `training` ("translation").
         description: The `--help` text.
         config_class, presets, default_preset: Its config.
-        run: `(config, workdir) -> report dict`; imports TensorFlow lazily.
         print_report: `report -> None`, what the user sees at the end.
         default_workdir: `(config, preset) -> path`.
-        input_errors: `() -> tuple of exception classes` that mean bad
+        data_error: `"module:ClassName"` of the exception that means bad
             input data (exit 2, message only).
-        export: `(config, workdir) -> path` of the SavedModel exported from a
-            finished workdir (`--export-only`); None: the task has none.
+        job_module: The module with `train_and_evaluate(config, workdir) ->
+            report` and `export_workdir(config, workdir) -> path`
+            (default: `training.<name>.train`).
     """
 
     name: str
@@ -60,11 +65,27 @@ class Task:
     config_class: type
     presets: dict
     default_preset: str
-    run: Callable
     print_report: Callable
     default_workdir: Callable
-    input_errors: Callable = tuple
-    export: Optional[Callable] = None
+    data_error: str
+    job_module: str = ""
+
+    def _job(self):
+        return importlib.import_module(self.job_module or f"training.{self.name}.train")
+
+    def run(self, config, workdir):
+        """Trains, evaluates and exports: the report dict (None on a data-parallel
+        process other than 0)."""
+        return self._job().train_and_evaluate(config, workdir)
+
+    def export(self, config, workdir):
+        """Exports a finished workdir's model; the SavedModel version's path."""
+        return self._job().export_workdir(config, workdir)
+
+    def input_errors(self):
+        """The exception classes that mean bad input data."""
+        module, name = self.data_error.split(":")
+        return (getattr(importlib.import_module(module), name),)
 
 
 def main(task, argv=None):
@@ -94,12 +115,12 @@ def main(task, argv=None):
         return 0
     workdir = args.workdir or task.default_workdir(config, args.preset)
     if args.restart:
-        for name in RESTART_REMOVES:
-            path = os.path.join(workdir, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
+        for pattern in RESTART_REMOVES:
+            for path in glob.glob(os.path.join(glob.escape(workdir), pattern)):
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
 
     from training.core import fitting
     from training.core.text import VocabularyMismatch
@@ -134,8 +155,6 @@ def main(task, argv=None):
 
 def _export_only(task, parser, args):
     """`--export-only`: the workdir's config, model and vocabularies -> SavedModel."""
-    if task.export is None:
-        parser.error(f"{task.name} has no --export-only")
     if not args.workdir:
         parser.error("--export-only needs --workdir")
     config_path = os.path.join(args.workdir, "config.json")

@@ -20,24 +20,6 @@ from training.core import cli, reports
 from training.translation.config import PRESETS, TranslationConfig
 
 
-def run(config, workdir):
-    from training.translation.train import train_and_evaluate
-
-    return train_and_evaluate(config, workdir)
-
-
-def export(config, workdir):
-    from training.translation.train import export_workdir
-
-    return export_workdir(config, workdir)
-
-
-def input_errors():
-    from training.translation.data import CorpusError
-
-    return (CorpusError,)
-
-
 def print_report(report):
     print("\n=== Translation examples (greedy) ===")
     for example in report.get("examples", []):
@@ -57,10 +39,10 @@ def print_report(report):
 
 TASK = cli.Task(
     name="translation", description=__doc__, config_class=TranslationConfig, presets=PRESETS,
-    default_preset="main", run=run, print_report=print_report,
+    default_preset="main", print_report=print_report,
     default_workdir=lambda config, preset: os.path.join(
         "runs", f"translation-{preset}-{config.direction}"),
-    input_errors=input_errors, export=export,
+    data_error="training.translation.data:CorpusError",
 )
 
 if __name__ == "__main__":

@@ -21,24 +21,6 @@ from training.core import cli, reports
 from training.video.config import PRESETS, VideoConfig
 
 
-def run(config, workdir):
-    from training.video.train import train_and_evaluate
-
-    return train_and_evaluate(config, workdir)
-
-
-def export(config, workdir):
-    from training.video.train import export_workdir
-
-    return export_workdir(config, workdir)
-
-
-def input_errors():
-    from training.video.data import VideoDataError
-
-    return (VideoDataError,)
-
-
 def print_report(report):
     reports.print_caption_examples(
         report.get("examples", []),
@@ -66,10 +48,10 @@ def print_report(report):
 
 TASK = cli.Task(
     name="video", description=__doc__, config_class=VideoConfig, presets=PRESETS,
-    default_preset="main", run=run, print_report=print_report,
+    default_preset="main", print_report=print_report,
     default_workdir=lambda config, preset: os.path.join(
         "runs", f"video-{preset}" + ("" if config.model == "attention" else f"-{config.model}")),
-    input_errors=input_errors, export=export,
+    data_error="training.video.data:VideoDataError",
 )
 
 if __name__ == "__main__":
