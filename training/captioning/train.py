@@ -10,7 +10,7 @@ from training.captioning import data as data_lib
 from training.captioning import evaluation, metrics
 from training.captioning.export import Captioner
 from training.captioning.model import build_model
-from training.core import batching, caption_metrics, caption_training
+from training.core import batching, caption_training
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import fitting
@@ -76,34 +76,28 @@ def evaluate(config, captioner, corpus, workdir, log=print):
     test = corpus.test[: config.max_eval_examples] if config.max_eval_examples else corpus.test
     inputs = encode_png([example.image for example in test])
     references = [example.captions for example in test]
+
+    def describe_greedy(results, hypotheses):
+        described = {}
+        if test and test[0].objects is not None:
+            described["localization"] = localization(results, test, captioner)
+        described["plots"] = evaluation.draw_examples(
+            results, [example.image for example in test], os.path.join(workdir, "plots"),
+            config.plot_examples)
+        described["examples"] = caption_training.caption_examples(
+            config, references, hypotheses,
+            [result["attention"][: int(result["length"])] for result in results],
+            evaluation.attention_text_view)
+        return described
+
     report = {"test_images": len(test)}
-    for name, signature in (("greedy", captioner.greedy),
-                            (f"beam{captioner.beam_width}", captioner.beam)):
-        log(f"captioning {len(test)} test images ({name})")
-        start = time.monotonic()
-        results = core_evaluation.run_in_batches(signature, inputs, config.eval_batch_size,
-                                                 progress=log is print, unit_name="image")
-        seconds = time.monotonic() - start
-        hypotheses = [core_evaluation.best_text(r) for r in results]
-        core_evaluation.write_lines(os.path.join(workdir, f"test.hypotheses.{name}.txt"),
-                                    hypotheses)
-        scores = caption_metrics.caption_scores(hypotheses, references, meteor=config.meteor)
-        scores["seconds"] = round(seconds, 1)
-        report[name] = scores
-        if name == "greedy":
-            if test and test[0].objects is not None:
-                report["localization"] = localization(results, test, captioner)
-            report["plots"] = evaluation.draw_examples(
-                results, [example.image for example in test], os.path.join(workdir, "plots"),
-                config.plot_examples)
-            report["examples"] = [
-                {"reference": references[i][0], "caption": hypotheses[i],
-                 "attention": evaluation.attention_text_view(
-                     hypotheses[i].split(),
-                     np.asarray(results[i]["attention"])[: int(results[i]["length"])])}
-                for i in range(min(max(config.plot_examples, 4), len(test)))]
-    core_evaluation.write_lines(os.path.join(workdir, "test.references.txt"),
-                                [" | ".join(r) for r in references])
+    report.update(caption_training.evaluate_greedy_and_beam(
+        config, captioner, references,
+        run=lambda signature: core_evaluation.run_in_batches(
+            signature, inputs, config.eval_batch_size, progress=log is print,
+            unit_name="image"),
+        hypothesis=core_evaluation.best_text, workdir=workdir, log=log, unit="image",
+        describe_greedy=describe_greedy))
     return report
 
 

@@ -2,8 +2,11 @@
 vocabulary, encoded examples, and `fitting.fit` on batches of them."""
 
 import os
+import time
 
-from training.core import backend_export, batching, fitting
+import numpy as np
+
+from training.core import backend_export, batching, caption_metrics, fitting
 from training.core import evaluation as core_evaluation
 from training.core.text import load_or_build_vocabulary
 
@@ -106,3 +109,51 @@ def export_workdir(config, workdir, build_model, source_spec, make_exporter):
                                          source_spec)
     return make_exporter(model, vocabulary).save(
         os.path.join(workdir, "export"), config.export_name, config.export_version)
+
+
+def evaluate_greedy_and_beam(config, captioner, references, run, hypothesis, workdir, log,
+                             unit, describe_greedy):
+    """A captioning task's test-set evaluation: the greedy signature, then the
+    beam one, each scored with the caption metrics; the hypotheses and
+    references written to `workdir/test.*.txt`.
+
+    Args:
+        captioner: The exporter or loaded export (`greedy`, `beam`, `beam_width`).
+        references: Per test input, its reference captions.
+        run: `signature -> list of per-input output dicts`.
+        hypothesis: `output dict -> the best caption, words space-separated`.
+        unit: What one input is, for the log ("image").
+        describe_greedy: `(results, hypotheses) -> dict` of what the greedy
+            answers add to the report (localization, plots, examples).
+
+    Returns the report: `{"greedy": scores, "beam<K>": scores, ...}`.
+    """
+    report = {}
+    for name, signature in (("greedy", captioner.greedy),
+                            (f"beam{captioner.beam_width}", captioner.beam)):
+        log(f"captioning {len(references)} test {unit}s ({name})")
+        start = time.monotonic()
+        results = run(signature)
+        seconds = time.monotonic() - start
+        hypotheses = [hypothesis(result) for result in results]
+        core_evaluation.write_lines(os.path.join(workdir, f"test.hypotheses.{name}.txt"),
+                                    hypotheses)
+        scores = caption_metrics.caption_scores(hypotheses, references, meteor=config.meteor)
+        scores["seconds"] = round(seconds, 1)
+        report[name] = scores
+        if name == "greedy":
+            report.update(describe_greedy(results, hypotheses))
+    core_evaluation.write_lines(os.path.join(workdir, "test.references.txt"),
+                                [" | ".join(row) for row in references])
+    return report
+
+
+def caption_examples(config, references, hypotheses, attentions, text_view):
+    """The report's first examples (at least 4, `plot_examples` if more):
+    reference, caption, and `text_view(words, attention)` of each.
+
+    `attentions[i]` is example i's attention, cut to its caption's length."""
+    count = min(max(config.plot_examples, 4), len(references))
+    return [{"reference": references[i][0], "caption": hypotheses[i],
+             "attention": text_view(hypotheses[i].split(), np.asarray(attentions[i]))}
+            for i in range(count)]

@@ -6,9 +6,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from training.core import batching, caption_metrics, caption_training
+from training.core import batching, caption_training
 from training.core import config as config_lib
-from training.core import evaluation as core_evaluation
 from training.core import fitting
 from training.core.decoding_options import DecodingOptions
 from training.core.text import normalize
@@ -155,33 +154,27 @@ def evaluate(config, captioner, corpus, workdir, log=print):
     test = corpus.test[: config.max_eval_examples] if config.max_eval_examples else corpus.test
     arrays = [clip_array(example) for example in test]
     references = normalized_references([example.captions for example in test])
+
+    def describe_greedy(results, hypotheses):
+        described = {}
+        if test and test[0].events is not None:
+            described["localization"] = localization(results, test)
+        described["plots"] = evaluation.draw_examples(
+            results, arrays, os.path.join(workdir, "plots"), config.plot_examples)
+        described["examples"] = caption_training.caption_examples(
+            config, references, hypotheses,
+            [result["attention"][: int(result["length"]), : int(result["frame_count"])]
+             for result in results],
+            evaluation.attention_text_view)
+        return described
+
     report = {"test_clips": len(test)}
-    for name, signature in (("greedy", captioner.greedy),
-                            (f"beam{captioner.beam_width}", captioner.beam)):
-        log(f"captioning {len(test)} test clips ({name})")
-        start = time.monotonic()
-        results = run_clips(signature, arrays, config.eval_batch_size, progress=log is print)
-        seconds = time.monotonic() - start
-        hypotheses = [caption_words(result) for result in results]
-        core_evaluation.write_lines(os.path.join(workdir, f"test.hypotheses.{name}.txt"),
-                                    hypotheses)
-        scores = caption_metrics.caption_scores(hypotheses, references, meteor=config.meteor)
-        scores["seconds"] = round(seconds, 1)
-        report[name] = scores
-        if name == "greedy":
-            if test and test[0].events is not None:
-                report["localization"] = localization(results, test)
-            report["plots"] = evaluation.draw_examples(
-                results, arrays, os.path.join(workdir, "plots"), config.plot_examples)
-            report["examples"] = [
-                {"reference": references[i][0], "caption": hypotheses[i],
-                 "attention": evaluation.attention_text_view(
-                     hypotheses[i].split(),
-                     np.asarray(results[i]["attention"])[: int(results[i]["length"]),
-                                                         : int(results[i]["frame_count"])])}
-                for i in range(min(max(config.plot_examples, 4), len(test)))]
-    core_evaluation.write_lines(os.path.join(workdir, "test.references.txt"),
-                                [" | ".join(row) for row in references])
+    report.update(caption_training.evaluate_greedy_and_beam(
+        config, captioner, references,
+        run=lambda signature: run_clips(signature, arrays, config.eval_batch_size,
+                                        progress=log is print),
+        hypothesis=caption_words, workdir=workdir, log=log, unit="clip",
+        describe_greedy=describe_greedy))
     return report
 
 
