@@ -45,7 +45,7 @@ Pipeline
 
 Usage::
 
-    python -m training.translation.build_corpus \\
+    python -m tools.build_bible_corpus \\
         --output training/translation/data/bible.en-es.tsv.gz
 
 Only the Python standard library is used.
@@ -921,7 +921,7 @@ def build(english_imp: str, spanish_imp: str, output: Optional[Path],
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point; see ``--help``."""
     parser = argparse.ArgumentParser(
-        prog="python -m training.translation.build_corpus",
+        prog="python -m tools.build_bible_corpus",
         description="Build the verse-aligned English-Spanish Bible corpus (World English "
                     "Bible / Reina-Valera 1909, both public domain) from Debian's SWORD "
                     "modules, as a reproducible gzip TSV with fixed train/dev/test splits.")

@@ -1,4 +1,4 @@
-"""Tests of training/translation/build_corpus.py and of the corpus it built.
+"""Tests of tools/build_bible_corpus.py and of the corpus it built.
 
 The builder is run on a small fixture written in the exact ``mod2imp`` format
 with markup copied from the real SWORD modules (engWEB2015eb, spaRV1909eb), so
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from training.translation import build_corpus as bc
+from tools import build_bible_corpus as bc
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "training" / "translation" / "data" / "bible.en-es.tsv.gz"
