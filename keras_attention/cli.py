@@ -113,23 +113,72 @@ class Command(NamedTuple):
     reads_lines: bool
     cannot_read: str
     help: str
+    plot: Callable  # (item, data, hypothesis, path) -> path, or None: nothing to draw
+    input_name: str = "FILE"  # the inputs' name in --help
     greedy_signature: str = GREEDY_SIGNATURE
     beam_signature: str = BEAM_SIGNATURE
     clips: bool = False
     details: str = ""
 
 
+# Each command's attention plot of one input (`plot_best` calls it).
+def plot_text(item, data, hypothesis, path):
+    """Output words against source words (`translate`)."""
+    from keras_attention import plots
+
+    source = [_text(word) for word in hypothesis.extras.get("source_tokens", [])]
+    if not source:
+        print(f"note: {item.label}: empty input, no attention plot", file=sys.stderr)
+        return None
+    # The figure is as wide as the source: a longer title would be cut.
+    title = _short(hypothesis.text, limit=max(30, 8 * len(source)))
+    plots.plot_attention(hypothesis.attention, source, hypothesis.tokens, path, title=title)
+    return path
+
+
+def plot_image(item, data, hypothesis, path):
+    """Each word's attention over the image (`caption`)."""
+    from keras_attention import plots
+
+    plots.plot_image_attention(_decode_frames(data, animated=False), hypothesis.attention,
+                               hypothesis.tokens, path, title=_short(hypothesis.text))
+    return path
+
+
+def plot_clip(item, data, hypothesis, path):
+    """Each word's attention over the clip's frames (`video`); features
+    clips, which have no pictures, get the weights over the frame numbers."""
+    from keras_attention import plots
+
+    attention, title = hypothesis.attention, _short(hypothesis.text)
+    # [T, F, ...]: a model that also attends within frames sums to frames.
+    weights = attention.reshape(attention.shape[0], attention.shape[1], -1).sum(-1)
+    if item.kind == "features":
+        frame_names = [f"frame {number}" for number in range(weights.shape[1])]
+        plots.plot_attention(weights, frame_names, hypothesis.tokens, path, title=title)
+        return path
+    frames = data if item.kind == "frames" else _decode_frames(data, animated=True)
+    if len(frames) != weights.shape[1]:  # the model samples frames: show those
+        import numpy as np
+        picks = np.linspace(0, len(frames) - 1, weights.shape[1]).round().astype(int)
+        frames = frames[picks]
+    plots.plot_frame_attention(frames, weights, hypothesis.tokens, path, title=title)
+    return path
+
+
 COMMANDS = {
     "translate": Command("translate", "translation", lambda task: task == "translation", True,
                          "the model failed on it",
-                         "translate lines of text (from FILEs, or stdin)"),
+                         "translate lines of text (from FILEs, or stdin)", plot=plot_text),
     "caption": Command("caption", "image_captioning",
                        lambda task: task == "image_captioning", False,
-                       "not an image the model can read", "caption images"),
+                       "not an image the model can read", "caption images",
+                       plot=plot_image, input_name="IMAGE"),
     "video": Command(
         "video", "video_captioning", lambda task: task == "video_captioning", False,
         "not a clip the model can read",
-        "caption video clips (GIFs, or frames/features in .npy/.npz)", clips=True,
+        "caption video clips (GIFs, or frames/features in .npy/.npz)", plot=plot_clip,
+        input_name="CLIP", clips=True,
         details="A CLIP is an animated GIF, or a .npy/.npz file holding frames, uint8 "
                 "[T, H, W, 3] (RGB), or per-frame features, float [T, D] as the model's "
                 "frame encoder makes them. Each kind runs through the signatures that the "
@@ -190,8 +239,8 @@ def build_parser():
             sub.add_argument("inputs", nargs="*", metavar="FILE",
                              help="text files, one input per line (default, or -: stdin)")
         else:
-            what = "IMAGE" if command.name == "caption" else "CLIP"
-            sub.add_argument("inputs", nargs="+", metavar=what, help=f"{what.lower()} files")
+            sub.add_argument("inputs", nargs="+", metavar=command.input_name,
+                             help=f"{command.input_name.lower()} files")
         if command.clips:
             sub.add_argument("--input", choices=("auto", *CLIP_INPUT_KINDS), default="auto",
                              help="what the CLIP files are; auto (default): .npy and .npz "
@@ -691,42 +740,15 @@ def format_plain(command, item, index, hypotheses, nbest, several_files):
 
 # -------------------------------------------------------------------- plots
 def plot_best(command, item, number, data, hypothesis, out_dir):
-    """Writes the attention plot of one input; returns its path, or None
-    (with a note on stderr) when there is nothing to draw."""
-    from keras_attention import plots
-
-    attention = hypothesis.attention
-    if attention is None or hypothesis.length == 0:
+    """Writes the attention plot of one input with its command's `plot`;
+    returns its path, or None (with a note on stderr) when there is nothing
+    to draw."""
+    if hypothesis.attention is None or hypothesis.length == 0:
         print(f"note: {item.label}: empty output, no attention plot", file=sys.stderr)
         return None
     stem = f"{number:04d}" if command.reads_lines else f"{number:04d}-{_safe_stem(item.path)}"
     path = os.path.join(out_dir, stem + ".png")
-    title = _short(hypothesis.text)
-    if command.name == "translate":
-        source = [_text(word) for word in hypothesis.extras.get("source_tokens", [])]
-        if not source:
-            print(f"note: {item.label}: empty input, no attention plot", file=sys.stderr)
-            return None
-        # The figure is as wide as the source: a longer title would be cut.
-        title = _short(hypothesis.text, limit=max(30, 8 * len(source)))
-        plots.plot_attention(attention, source, hypothesis.tokens, path, title=title)
-    elif command.name == "caption":
-        plots.plot_image_attention(_decode_frames(data, animated=False), attention,
-                                   hypothesis.tokens, path, title=title)
-    else:
-        # [T, F, ...]: a model that also attends within frames sums to frames.
-        weights = attention.reshape(attention.shape[0], attention.shape[1], -1).sum(-1)
-        if item.kind == "features":  # no pictures: the weights over the frames' numbers
-            frame_names = [f"frame {number}" for number in range(weights.shape[1])]
-            plots.plot_attention(weights, frame_names, hypothesis.tokens, path, title=title)
-            return path
-        frames = data if item.kind == "frames" else _decode_frames(data, animated=True)
-        if len(frames) != weights.shape[1]:  # the model samples frames: show those
-            import numpy as np
-            picks = np.linspace(0, len(frames) - 1, weights.shape[1]).round().astype(int)
-            frames = frames[picks]
-        plots.plot_frame_attention(frames, weights, hypothesis.tokens, path, title=title)
-    return path
+    return command.plot(item, data, hypothesis, path)
 
 
 def _decode_frames(data, animated):
