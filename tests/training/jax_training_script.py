@@ -56,7 +56,7 @@ def config_from(overrides):
     from training.core import config as config_lib
     from training.translation.config import PRESETS, TranslationConfig
 
-    base = ["dropout=0", "max_train_tokens=7", "max_train_pairs=0", "batch_size=8",
+    base = ["dropout=0", "max_train_tokens=7", "max_train_pairs=4000", "batch_size=8",
             "steps_per_epoch=3", "epochs=1", "checkpoint_steps=2", "max_eval_pairs=4",
             "beam_width=1", "num_hypotheses=1", "early_stopping_patience=0", "warmup_steps=1"]
     return config_lib.load(TranslationConfig, PRESETS, "tiny", None, base + overrides)
