@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import markdown_table  # noqa: E402
 from training.core import config as config_lib  # noqa: E402
-from training.core import fitting  # noqa: E402
+from training.core import fitting, losses  # noqa: E402
 from training.translation.config import PRESETS, TranslationConfig  # noqa: E402
 from training.translation.model import build_model  # noqa: E402
 
@@ -75,7 +75,7 @@ def main():
               "target_in": zipf_ids(rng, (batch, length))}
     labels = zipf_ids(rng, (batch, length))
     model = build_model(config, VOCAB, VOCAB)
-    loss_fn = fitting.MaskedSequenceLoss(config.label_smoothing)
+    loss_fn = losses.MaskedSequenceLoss(config.label_smoothing)
     model.compile(fitting.default_optimizer(config, config.epochs * config.steps_per_epoch),
                   loss_fn)
     model(inputs)

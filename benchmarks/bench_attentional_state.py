@@ -24,7 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.common import describe_machine, markdown_table  # noqa: E402
-from training.core.fitting import MaskedSequenceLoss  # noqa: E402
+from training.core.losses import MaskedSequenceLoss  # noqa: E402
 from training.translation import train as train_lib  # noqa: E402
 from training.translation.config import TranslationConfig  # noqa: E402
 from training.translation.model import build_model  # noqa: E402

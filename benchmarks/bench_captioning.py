@@ -32,7 +32,7 @@ from benchmarks.reference_captioner import TutorialCaptioner  # noqa: E402
 from training.captioning import train as train_lib  # noqa: E402
 from training.captioning.config import PRESETS, CaptioningConfig  # noqa: E402
 from training.captioning.model import build_encoder, build_model  # noqa: E402
-from training.core import batching, fitting  # noqa: E402
+from training.core import batching, losses  # noqa: E402
 from training.core.text import load_or_build_vocabulary  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def speed(args):
     }
     steps = {}
     for name, model in models.items():
-        model.compile(keras.optimizers.Adam(1e-3), fitting.MaskedSequenceLoss(0.1))
+        model.compile(keras.optimizers.Adam(1e-3), losses.MaskedSequenceLoss(0.1))
         model(batches[0][0])
 
         def run(model=model):

@@ -136,7 +136,7 @@ def profile(args):
 
     from benchmarks.common import median_ms, time_interleaved
     from training.core import config as config_lib
-    from training.core import fitting
+    from training.core import devices, fitting, losses
     from training.translation.config import PRESETS, TranslationConfig
     from training.translation.model import build_model
 
@@ -144,14 +144,14 @@ def profile(args):
     for precision in ("float32", "mixed_bfloat16"):
         config = config_lib.load(TranslationConfig, PRESETS, args.preset, None,
                                  [f"precision={precision}"])
-        fitting.apply_precision(config)
+        devices.apply_precision(config)
         rng = np.random.default_rng(0)
         source = rng.integers(4, config.source_vocab_size, (config.batch_size, 30)).astype("int32")
         target = rng.integers(4, config.target_vocab_size, (config.batch_size, 31)).astype("int32")
         inputs = {"source": source, "target_in": target[:, :-1]}
         labels = target[:, 1:]
         model = build_model(config, config.source_vocab_size, config.target_vocab_size)
-        loss_fn = fitting.MaskedSequenceLoss(config.label_smoothing)
+        loss_fn = losses.MaskedSequenceLoss(config.label_smoothing)
         model.compile(fitting.default_optimizer(config, 1000), loss_fn)
         model(inputs)
         model.optimizer.build(model.trainable_variables)

@@ -77,7 +77,7 @@ from benchmarks.common import (  # noqa: E402
     describe_machine, markdown_table, spread, time_interleaved, tf_sync,
 )
 from benchmarks.reference_nmt import ReferenceNMT  # noqa: E402
-from training.core import fitting  # noqa: E402
+from training.core import fitting, losses  # noqa: E402
 from training.core.encoders import RecurrentTextEncoder  # noqa: E402
 from training.core.decoding_options import DecodingOptions  # noqa: E402
 from training.core.recasing import Recaser  # noqa: E402
@@ -396,7 +396,7 @@ def speed(args):
     }
     parameters = {}
     for name, model in models.items():
-        model.compile(keras.optimizers.Adam(), fitting.MaskedSequenceLoss())
+        model.compile(keras.optimizers.Adam(), losses.MaskedSequenceLoss())
         model(batches[0][0])  # builds every weight
         parameters[name] = count_parameters(model)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from training.core import fitting
+from training.core import fitting, losses
 
 
 def numpy_loss(labels, logits, smoothing):
@@ -23,7 +23,7 @@ def test_masked_sequence_loss_equals_numpy(smoothing):
     labels[0, 3:] = 0
     labels[2, 1:] = 0
     logits = rng.normal(size=(3, 5, 7)).astype("float32") * 3
-    loss = fitting.MaskedSequenceLoss(smoothing)(labels, logits)
+    loss = losses.MaskedSequenceLoss(smoothing)(labels, logits)
     np.testing.assert_allclose(float(loss), numpy_loss(labels, logits, smoothing), rtol=1e-5)
 
 
@@ -33,7 +33,7 @@ def test_padding_positions_do_not_change_the_loss():
     logits = rng.normal(size=(1, 4, 6)).astype("float32")
     changed = logits.copy()
     changed[0, 2:] += 100.0
-    loss = fitting.MaskedSequenceLoss(0.1)
+    loss = losses.MaskedSequenceLoss(0.1)
     assert float(loss(labels, logits)) == pytest.approx(float(loss(labels, changed)), rel=1e-6)
 
 
@@ -42,7 +42,7 @@ def test_masked_token_accuracy_counts_real_tokens_only():
     logits = np.zeros((2, 3, 4), "float32")
     logits[0, 0, 1] = logits[0, 1, 3] = logits[1, 0, 3] = 1.0  # right, wrong, right
     logits[0, 2, 0] = logits[1, 1, 0] = 5.0  # padding "predicted" right: ignored
-    assert float(fitting.masked_token_accuracy(labels, logits)) == pytest.approx(2 / 3)
+    assert float(losses.masked_token_accuracy(labels, logits)) == pytest.approx(2 / 3)
 
 
 def test_schedule_warms_up_then_decays_to_a_tenth():

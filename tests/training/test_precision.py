@@ -29,7 +29,7 @@ def tiny_config(**changes):
 
 @pytest.fixture(scope="module", params=["mixed_bfloat16", "mixed_float16"])
 def trained(request, tmp_path_factory):
-    from training.core import fitting
+    from training.core import losses
     from training.translation import train as train_lib
 
     precision = request.param
@@ -48,7 +48,7 @@ def trained(request, tmp_path_factory):
         inputs = {"source": np.array([[5, 6, 7, 0]], "int32"),
                   "target_in": np.array([[1, 8, 9]], "int32")}
         logits, weights = model(inputs, return_attention_scores=True)
-        loss = fitting.MaskedSequenceLoss(config.label_smoothing)(
+        loss = losses.MaskedSequenceLoss(config.label_smoothing)(
             np.array([[8, 9, 3]], "int32"), logits)
         yield dict(precision=precision, config=config, result=result, model=model,
                    export_path=export_path, logits=logits, weights=weights, loss=loss,
@@ -115,11 +115,11 @@ def test_export_runs_and_keeps_float32_outputs(trained):
 
 def test_sixteen_bits_on_cpus_alone_come_with_a_note(trained):
     """On CPUs alone the 16-bit precisions are told they are slower."""
-    from training.core import fitting
+    from training.core import devices
 
-    assert fitting.precision_warning("mixed_bfloat16", accelerator=True) is None
-    assert fitting.precision_warning("float32", accelerator=False) is None
-    if fitting.has_accelerator():
+    assert devices.precision_warning("mixed_bfloat16", accelerator=True) is None
+    assert devices.precision_warning("float32", accelerator=False) is None
+    if devices.has_accelerator():
         pytest.skip("this machine has a GPU: no note is due")
     notes = [line for line in trained["logged"] if line.startswith("note: precision=")]
     assert len(notes) == 1 and f"precision={trained['precision']} on CPUs" in notes[0]

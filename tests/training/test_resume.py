@@ -84,7 +84,7 @@ def test_time_budget_stop_then_resume_equals_uninterrupted(uninterrupted, tmp_pa
 
 
 def test_another_config_is_refused_naming_the_difference(uninterrupted, tmp_path):
-    from training.core.fitting import CheckpointMismatch
+    from training.core.checkpoints import CheckpointMismatch
     from training.core.text import VocabularyMismatch
     from training.translation import train as train_lib
 
@@ -104,7 +104,7 @@ def test_another_config_is_refused_naming_the_difference(uninterrupted, tmp_path
 def test_checkpointer_skips_corrupt_files(tmp_path):
     import keras
 
-    from training.core import fitting
+    from training.core import checkpoints
 
     def make_model():
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
@@ -115,7 +115,7 @@ def test_checkpointer_skips_corrupt_files(tmp_path):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 3)).astype("float32"), rng.normal(size=(64, 1)).astype("float32")
     directory = str(tmp_path / "checkpoints")
-    checkpointer = fitting.Checkpointer(directory)
+    checkpointer = checkpoints.Checkpointer(directory)
     model, snapshots = make_model(), []
     for _ in range(3):
         model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)

@@ -208,7 +208,7 @@ def test_hypotheses_file_matches_in_process_translator(trained):
 def test_saved_keras_model_loads_with_its_loss(trained):
     import keras
 
-    from training.core import fitting  # noqa: F401 (registers the loss and metric)
+    from training.core import losses  # noqa: F401 (registers the loss and metric)
 
     loaded = keras.saving.load_model(os.path.join(trained["workdir"], "model.keras"))
     inputs = {"source": np.array([[4, 5, 6, 0], [7, 8, 9, 10]], "int32"),
@@ -321,8 +321,8 @@ def test_rows_stop_at_their_own_limit(trained):
 MIRRORED_CHECK = textwrap.dedent(r"""
     import dataclasses, json, os, sys
 
-    from training.core import fitting
-    fitting.split_cpu(2)  # before TensorFlow initializes
+    from training.core import devices
+    devices.split_cpu(2)  # before TensorFlow initializes
 
     import tensorflow as tf
     from training.core import config as config_lib

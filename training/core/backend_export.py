@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from training.core import distribution, fitting
+from training.core import devices, distribution
 from training.core.export import LoadedExport
 
 
@@ -109,7 +109,7 @@ def rebuild_model(config, workdir, build_model, source_spec):
         UnfinishedWorkdir: the workdir has no `model.keras`.
     """
     check_finished(workdir)
-    fitting.apply_precision(config)
+    devices.apply_precision(config)
 
     def one_row(spec):  # every unknown dimension 2, every value 1 (a length of 1)
         shape = [1] + [2 if dim is None else dim for dim in spec.shape.as_list()]

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from training.core import backend_export, batching, caption_metrics, fitting
+from training.core import backend_export, batching, caption_metrics, devices, fitting
 from training.core import evaluation as core_evaluation
 from training.core.text import load_or_build_vocabulary
 
@@ -36,7 +36,7 @@ def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_m
     train_examples = encode_examples(corpus.train, vocabulary)
     dev_examples = encode_examples(corpus.dev, vocabulary)
 
-    replicas = fitting.data_replicas(config)
+    replicas = devices.data_replicas(config)
     # Over several replicas only full batches split evenly: a dev set smaller
     # than eval_batch_size still gives one.
     dev_rows = len(dev_examples[1])

@@ -122,14 +122,14 @@ def main(task, argv=None):
                 else:
                     os.remove(path)
 
-    from training.core import fitting
+    from training.core import checkpoints, devices
     from training.core.text import VocabularyMismatch
 
     if args.logical_cpus:
-        fitting.split_cpu(args.logical_cpus)
+        devices.split_cpu(args.logical_cpus)
     if config.strategy != "default":
-        fitting.make_strategy(config.strategy)  # before TensorFlow's first operation
-    expected = (config_lib.ConfigError, fitting.CheckpointMismatch, VocabularyMismatch,
+        devices.make_strategy(config.strategy)  # before TensorFlow's first operation
+    expected = (config_lib.ConfigError, checkpoints.CheckpointMismatch, VocabularyMismatch,
                 *task.input_errors())
     from training.core import distribution
 

@@ -8,7 +8,7 @@ import keras
 from training.core import backend_export
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
-from training.core import fitting
+from training.core import devices, fitting
 from training.core.decoding_options import DecodingOptions
 from training.core.recasing import Recaser
 from training.core.text import load_or_build_vocabulary
@@ -87,7 +87,7 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
     dev_encoded = encode_pairs(corpus.dev, source_vocabulary, target_vocabulary)
     log(f"training pairs of <= {config.max_train_tokens} words: {len(train_encoded[0])}")
 
-    replicas = fitting.data_replicas(config)
+    replicas = devices.data_replicas(config)
     result = fitting.fit(
         config, workdir,
         build_model=lambda: model_builder(config, source_vocabulary.size, target_vocabulary.size),
