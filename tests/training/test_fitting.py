@@ -52,3 +52,37 @@ def test_schedule_warms_up_then_decays_to_a_tenth():
     assert values[1] < values[2] == pytest.approx(1e-3, rel=1e-3)
     assert values[2] > values[3] > values[4]
     assert values[4] == pytest.approx(1e-4, rel=1e-2)
+
+
+def test_fit_traces_the_train_step_once_and_keeps_the_loss(tmp_path, monkeypatch):
+    """The compiled loss and metrics are built before the first trace: a
+    variable created inside the traced step made tf.function trace the
+    whole step a second time."""
+    import dataclasses
+
+    import keras
+    from test_resume import small_config, toy_corpus
+    from training.core.seq2seq import AttentionSeq2Seq
+    from training.translation import train as train_lib
+
+    traces, batches = [], []
+    original = AttentionSeq2Seq.train_step
+
+    def counted(self, data):
+        traces.append(data)
+        return original(self, data)
+
+    class FirstSteps(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(float(logs["loss"]))
+
+    monkeypatch.setattr(AttentionSeq2Seq, "train_step", counted)
+    config = dataclasses.replace(small_config(), epochs=1, steps_per_epoch=3, dropout=0.0,
+                                 early_stopping_patience=0)
+    result, _, _ = train_lib.train(config, str(tmp_path), toy_corpus(), log=lambda *a: None,
+                                   callbacks=[FirstSteps()])
+    assert result.steps == 3
+    assert len(traces) == 1, f"the train step was traced {len(traces)} times"
+    # The epoch's loss is the running mean the last step reported.
+    assert len(batches) == 3 and all(np.isfinite(batches))
+    assert result.history["loss"] == [pytest.approx(batches[-1])]
