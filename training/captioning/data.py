@@ -28,7 +28,6 @@ import numpy as np
 
 from training.captioning import scenes
 from training.core import files
-from training.core.files import read_lines
 
 COCO_NAME = "coco_captions/2014"
 """The tfds name: COCO 2014 images with captions; its only config is ``2014``.
@@ -190,42 +189,15 @@ def load_folder(images_dir, captions_file, image_size, skip_bad_lines=False,
     """
     if not os.path.isdir(images_dir):
         raise CaptionDataError(f"{images_dir}: no such images folder")
-    captions = {}           # image name -> [captions], in first-appearance order
-    images = {}             # image name -> image array, or the error text
-    skipped = 0
-    for line_number, text in _read_caption_lines(captions_file, skip_bad_lines):
-        problem, name, caption = None, None, None
-        if text is None:
-            skipped += 1
-            continue
-        if not text.strip():
-            continue
-        if line_number == 1 and _is_header(text):
-            continue
-        name, comma, rest = text.partition(",")
-        name = name.strip()
-        if not comma:
-            problem = "malformed line, expected 'image,caption'"
-        elif not name:
-            problem = "malformed line, empty image name"
-        else:
-            caption = _clean_caption(rest)
-            if not caption:
-                problem = f"empty caption for image {name!r}"
-        if problem is None:
-            if name not in images:
-                try:
-                    images[name] = read_image(os.path.join(images_dir, name), image_size)
-                except CaptionDataError as error:
-                    images[name] = str(error)
-            if isinstance(images[name], str):
-                problem = f"image {name!r}: {images[name]}"
-        if problem:
-            if skip_bad_lines:
-                skipped += 1
-                continue
-            raise CaptionDataError(f"{captions_file}:{line_number}: {problem}: {text[:100]!r}")
-        captions.setdefault(name, []).append(caption)
+
+    def load(name):
+        try:
+            return read_image(os.path.join(images_dir, name), image_size)
+        except CaptionDataError as error:
+            return str(error)
+
+    captions, images, skipped = files.read_captioned_files(
+        captions_file, _parse_line, _is_header, load, CaptionDataError, "image", skip_bad_lines)
 
     examples = [CaptionExample(images[name], texts, source=name)
                 for name, texts in captions.items()]
@@ -280,10 +252,18 @@ def _clean_caption(text):
     return " ".join(text.split())
 
 
-def _read_caption_lines(path, skip_bad_lines):
-    """Yields `(line_number, text)`; text is None for an undecodable line when
-    skipping, else a CaptionDataError names the line."""
-    return read_lines(path, skip_bad_lines, CaptionDataError, what="captions file")
+def _parse_line(text):
+    """``(image name, caption, None)``, or ``(name, None, problem)`` for a malformed line."""
+    name, comma, rest = text.partition(",")
+    name = name.strip()
+    if not comma:
+        return name, None, "malformed line, expected 'image,caption'"
+    if not name:
+        return name, None, "malformed line, empty image name"
+    caption = _clean_caption(rest)
+    if not caption:
+        return name, None, f"empty caption for image {name!r}"
+    return name, caption, None
 
 
 # -------------------------------------------------------------------- COCO

@@ -46,3 +46,39 @@ def split_by_hash(items, key, dev_fraction, test_fraction):
         else:
             train.append(item)
     return train, dev, test
+
+
+def read_captioned_files(captions_file, parse_line, is_header, load, error_class, what,
+                         skip_bad_lines):
+    """The lines of a captions file that name a media file and its caption.
+
+    Blank lines and a header on line 1 are passed over. A line whose
+    `parse_line(text) -> (name, caption, problem)` gives a problem, or whose
+    file `load(name)` cannot read (it returns the error's text instead of
+    the file's value, once per name), raises `error_class("file:line:
+    problem: 'text'")`, or with `skip_bad_lines` is skipped and counted.
+
+    Returns `(captions, loaded, skipped)`: name -> [captions] in the order of
+    each name's first line, name -> what `load` gave, and the lines skipped.
+    """
+    captions, loaded, skipped = {}, {}, 0
+    for line_number, text in read_lines(captions_file, skip_bad_lines, error_class,
+                                        what="captions file"):
+        if text is None:
+            skipped += 1
+            continue
+        if not text.strip() or (line_number == 1 and is_header(text)):
+            continue
+        name, caption, problem = parse_line(text)
+        if problem is None:
+            if name not in loaded:
+                loaded[name] = load(name)
+            if isinstance(loaded[name], str):
+                problem = f"{what} {name!r}: {loaded[name]}"
+        if problem:
+            if skip_bad_lines:
+                skipped += 1
+                continue
+            raise error_class(f"{captions_file}:{line_number}: {problem}: {text[:100]!r}")
+        captions.setdefault(name, []).append(caption)
+    return captions, loaded, skipped

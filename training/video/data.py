@@ -42,7 +42,6 @@ import re
 import numpy as np
 
 from training.core import files
-from training.core.files import read_lines
 from training.video import clips
 
 CAPTIONS_HEADERS = (("clip", "caption"), ("video", "caption"), ("path", "caption"))
@@ -429,35 +428,17 @@ def load_folder(clips_dir, captions_file, frame_size, max_frames=clips.MAX_FRAME
     """
     if not os.path.isdir(clips_dir):
         raise VideoDataError(f"{clips_dir}: no such clips folder")
-    captions = {}      # clip name -> [captions], in first-appearance order
-    loaded = {}        # clip name -> array, or the error text
     first = None       # (name, trailing shape) of the first clip read: the corpus's kind
-    skipped = 0
-    for line_number, text in read_lines(captions_file, skip_bad_lines, VideoDataError,
-                                        what="captions file"):
-        if text is None:
-            skipped += 1
-            continue
-        if not text.strip():
-            continue
-        if line_number == 1 and _is_header(text):
-            continue
-        name, caption, problem = _parse_line(text)
-        if problem is None:
-            if name not in loaded:
-                loaded[name] = _load_clip(os.path.join(clips_dir, name), frame_size, max_frames,
-                                          first)
-                if first is None and not isinstance(loaded[name], str):
-                    first = (name, loaded[name].shape[1:])
-            if isinstance(loaded[name], str):
-                problem = f"clip {name!r}: {loaded[name]}"
-        if problem:
-            if skip_bad_lines:
-                skipped += 1
-                continue
-            raise VideoDataError(f"{captions_file}:{line_number}: {problem}: {text[:100]!r}")
-        captions.setdefault(name, []).append(caption)
 
+    def load(name):
+        nonlocal first
+        array = _load_clip(os.path.join(clips_dir, name), frame_size, max_frames, first)
+        if first is None and not isinstance(array, str):
+            first = (name, array.shape[1:])
+        return array
+
+    captions, loaded, skipped = files.read_captioned_files(
+        captions_file, _parse_line, _is_header, load, VideoDataError, "clip", skip_bad_lines)
     if not captions:
         raise VideoDataError(
             f"{captions_file}: no usable captioned clips ({skipped} bad lines skipped)")
