@@ -19,7 +19,6 @@ lowercases and tokenizes them.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import re
@@ -243,15 +242,6 @@ def _is_header(text):
     return tuple(fields) == CAPTIONS_HEADER
 
 
-def _clean_caption(text):
-    """Unquote a CSV-quoted caption and collapse whitespace; '' if empty."""
-    text = text.strip()
-    if text.startswith('"'):
-        fields = next(csv.reader([text]), [])
-        text = ",".join(fields)
-    return " ".join(text.split())
-
-
 def _parse_line(text):
     """``(image name, caption, None)``, or ``(name, None, problem)`` for a malformed line."""
     name, comma, rest = text.partition(",")
@@ -260,7 +250,7 @@ def _parse_line(text):
         return name, None, "malformed line, expected 'image,caption'"
     if not name:
         return name, None, "malformed line, empty image name"
-    caption = _clean_caption(rest)
+    caption = files.clean_caption(rest)
     if not caption:
         return name, None, f"empty caption for image {name!r}"
     return name, caption, None

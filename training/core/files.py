@@ -1,8 +1,9 @@
 """Reading users' text files line by line, with errors that name the line."""
 
+import csv
 import gzip
-import zlib
 import os
+import zlib
 
 
 def read_lines(path, skip_bad_lines, error_class, what="file"):
@@ -82,3 +83,11 @@ def read_captioned_files(captions_file, parse_line, is_header, load, error_class
             raise error_class(f"{captions_file}:{line_number}: {problem}: {text[:100]!r}")
         captions.setdefault(name, []).append(caption)
     return captions, loaded, skipped
+
+
+def clean_caption(text):
+    """Unquote a CSV-quoted caption and collapse whitespace; '' if empty."""
+    text = text.strip()
+    if text.startswith('"'):
+        text = ",".join(next(csv.reader([text]), []))
+    return " ".join(text.split())

@@ -33,7 +33,6 @@ True
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import io
 import os
@@ -490,7 +489,7 @@ def _parse_line(text):
         return name, None, "malformed line, expected 'clip,caption' or 'clip<TAB>caption'"
     if not name:
         return name, None, "malformed line, empty clip name"
-    caption = _clean_caption(rest)
+    caption = files.clean_caption(rest)
     if not caption:
         return name, None, f"empty caption for clip {name!r}"
     return name, caption, None
@@ -499,11 +498,3 @@ def _parse_line(text):
 def _is_header(text):
     fields = tuple(field.strip().lower() for field in re.split(r"[\t,]", text.lstrip("\ufeff")))
     return fields in CAPTIONS_HEADERS
-
-
-def _clean_caption(text):
-    """Unquote a CSV-quoted caption and collapse whitespace; '' if empty."""
-    text = text.strip()
-    if text.startswith('"'):
-        text = ",".join(next(csv.reader([text]), []))
-    return " ".join(text.split())
