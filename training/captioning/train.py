@@ -1,7 +1,6 @@
 """Train, evaluate and export an image captioner: `train_and_evaluate`."""
 
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -10,7 +9,7 @@ from training.captioning import data as data_lib
 from training.captioning import evaluation, metrics
 from training.captioning.export import Captioner
 from training.captioning.model import build_model
-from training.core import batching, caption_training
+from training.core import batching, caption_training, job
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import fitting
@@ -115,18 +114,16 @@ def localization(results, test, captioner):
 
 
 def train_and_evaluate(config, workdir, corpus=None, log=print):
-    """The whole job: train (or resume), export, evaluate, report.
+    """The whole job: train (or resume), export, evaluate, report
+    (`training.core.job.run`).
 
     Returns the report dict, also written to `workdir/report.json` (None on
     a data-parallel process other than 0).
     """
-    started = time.monotonic()
-    config_lib.check(config)
-    corpus = corpus or load_corpus(config)
-    return caption_training.train_export_evaluate(
-        config, workdir, corpus, started, log, train,
-        make_exporter=lambda model, vocabulary: make_captioner(config, model, vocabulary),
-        evaluate=evaluate, task_name="captioning")
+    return job.run(config, workdir, corpus, log, task_name="captioning", load_corpus=load_corpus,
+                   train=train, evaluate=evaluate,
+                   make_exporter=lambda model, corpus, vocabulary: make_captioner(
+                       config, model, vocabulary))
 
 
 def make_captioner(config, model, vocabulary):

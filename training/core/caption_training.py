@@ -54,41 +54,6 @@ def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_m
     return result, vocabulary
 
 
-def train_export_evaluate(config, workdir, corpus, started, log, train, make_exporter, evaluate,
-                          task_name, **report_fields):
-    """A captioning task's whole job once its corpus is loaded: train (or
-    resume), export, save `model.keras`, evaluate, write the report.
-
-    On the TensorFlow backend the model is exported in-process; on another
-    (JAX), process 0 exports it in a TensorFlow subprocess and evaluates
-    that export, and the other processes of a data-parallel cluster stop
-    after training (`backend_export.export_trained`).
-
-    Args:
-        train: `(config, workdir, corpus, log) -> (fit_result, vocabulary)`.
-        make_exporter: `(model, vocabulary) -> SequenceExporter`.
-        evaluate: `(config, exporter, corpus, workdir, log) -> report dict`;
-            `exporter` is the exporter or the loaded export.
-        task_name: The package under `training` (for `--export-only`).
-        started: `time.monotonic()` when the job started.
-        report_fields: more fields of the report.
-
-    Returns the report dict, also written to `workdir/report.json` (None on
-    a data-parallel process other than 0).
-    """
-    fit_result, vocabulary = train(config, workdir, corpus, log)
-    model = fit_result.model
-    export_path, exporter = backend_export.export_trained(
-        config, task_name, model, fit_result.steps, workdir,
-        lambda: make_exporter(model, vocabulary), log)
-    if export_path is None:  # a data-parallel process other than 0
-        return None
-    report = evaluate(config, exporter, corpus, workdir, log)
-    return core_evaluation.finish_report(report, fit_result, export_path, workdir, config,
-                                         started, parameters=int(model.count_params()),
-                                         **report_fields)
-
-
 def export_workdir(config, workdir, build_model, source_spec, make_exporter):
     """`--export-only` of a captioning task: the model of a finished
     workdir (trained on any backend) rebuilt with its vocabulary and

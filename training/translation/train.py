@@ -5,7 +5,7 @@ import time
 
 import keras
 
-from training.core import backend_export
+from training.core import backend_export, job
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import devices, fitting
@@ -135,7 +135,8 @@ def evaluate(config, translator, corpus, workdir, log=print):
 
 
 def train_and_evaluate(config, workdir, corpus=None, log=print):
-    """The whole job: train (or resume), export, evaluate, report.
+    """The whole job: train (or resume), export, evaluate, report
+    (`training.core.job.run`).
 
     On the TensorFlow backend the trained model is exported in-process. On
     another backend (JAX) process 0 saves `model.keras` and exports it in a
@@ -146,20 +147,10 @@ def train_and_evaluate(config, workdir, corpus=None, log=print):
     Returns the report dict, also written to `workdir/report.json` (None on
     a data-parallel process other than 0).
     """
-    started = time.monotonic()
-    config_lib.check(config)
-    corpus = corpus or load_corpus(config)
-    fit_result, source_vocabulary, target_vocabulary = train(config, workdir, corpus, log)
-    model = fit_result.model
-    export_path, translator = backend_export.export_trained(
-        config, "translation", model, fit_result.steps, workdir,
-        lambda: make_translator(config, model, corpus, source_vocabulary, target_vocabulary),
-        log)
-    if export_path is None:  # a data-parallel process other than 0
-        return None
-    report = evaluate(config, translator, corpus, workdir, log)
-    return core_evaluation.finish_report(report, fit_result, export_path, workdir, config,
-                                         started)
+    return job.run(config, workdir, corpus, log, task_name="translation",
+                   load_corpus=load_corpus, train=train, evaluate=evaluate,
+                   make_exporter=lambda model, corpus, *vocabularies: make_translator(
+                       config, model, corpus, *vocabularies))
 
 
 def make_translator(config, model, corpus, source_vocabulary, target_vocabulary):

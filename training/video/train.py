@@ -1,12 +1,11 @@
 """Train, evaluate and export a video captioner: `train_and_evaluate`."""
 
 import os
-import time
 
 import numpy as np
 import tensorflow as tf
 
-from training.core import batching, caption_training
+from training.core import batching, caption_training, job
 from training.core import config as config_lib
 from training.core import fitting
 from training.core.decoding_options import DecodingOptions
@@ -193,18 +192,17 @@ def localization(results, test):
 
 
 def train_and_evaluate(config, workdir, corpus=None, log=print):
-    """The whole job: train (or resume), export, evaluate, report.
+    """The whole job: train (or resume), export, evaluate, report
+    (`training.core.job.run`).
 
     Returns the report dict, also written to `workdir/report.json` (None on
     a data-parallel process other than 0).
     """
-    started = time.monotonic()
-    config_lib.check(config)
-    corpus = corpus or load_corpus(config)
-    return caption_training.train_export_evaluate(
-        config, workdir, corpus, started, log, train,
-        make_exporter=lambda model, vocabulary: make_captioner(config, model, vocabulary),
-        evaluate=evaluate, task_name="video", model=config.model)
+    return job.run(config, workdir, corpus, log, task_name="video", load_corpus=load_corpus,
+                   train=train, evaluate=evaluate,
+                   make_exporter=lambda model, corpus, vocabulary: make_captioner(
+                       config, model, vocabulary),
+                   model=config.model)
 
 
 def export_workdir(config, workdir):

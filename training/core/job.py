@@ -1,0 +1,59 @@
+"""The whole job of every task: train (or resume), export, evaluate, report.
+
+A task hands `run` its own pieces (how to load its corpus, train, build
+its exporter and evaluate); the order, the backends and the report are
+the same for every task.
+"""
+
+import time
+
+from training.core import backend_export
+from training.core import config as config_lib
+from training.core.evaluation import finish_report
+
+
+def run(config, workdir, corpus, log, *, task_name, load_corpus, train, make_exporter,
+        evaluate, **report_fields):
+    """Checks the config, loads the corpus (unless given), trains, exports,
+    evaluates and writes `workdir/report.json`.
+
+    On the TensorFlow backend the model is exported in-process; on another
+    (JAX), process 0 saves `model.keras`, exports it in a TensorFlow
+    subprocess (`--export-only`) and evaluates that export, and the other
+    processes of a data-parallel cluster stop after training
+    (`backend_export.export_trained`).
+
+    Args:
+        config: The task's `TrainingConfig`.
+        corpus: The task's corpus, or None to `load_corpus(config)`.
+        task_name: The package under `training` (for `--export-only`).
+        train: `(config, workdir, corpus, log) -> (fit_result, *artifacts)`,
+            the artifacts what the exporter needs besides the model
+            (vocabularies).
+        make_exporter: `(model, corpus, *artifacts) -> SequenceExporter`.
+        evaluate: `(config, exporter, corpus, workdir, log) -> report dict`;
+            `exporter` is the exporter or the loaded export.
+        report_fields: More fields of the report.
+
+    Returns the report dict (None on a data-parallel process other than 0).
+
+    Example (a task's `train_and_evaluate`):
+
+        return job.run(config, workdir, corpus, log, task_name="captioning",
+                       load_corpus=load_corpus, train=train,
+                       make_exporter=lambda model, corpus, vocabulary: ...,
+                       evaluate=evaluate)
+    """
+    started = time.monotonic()
+    config_lib.check(config)
+    corpus = corpus or load_corpus(config)
+    fit_result, *artifacts = train(config, workdir, corpus, log)
+    model = fit_result.model
+    export_path, exporter = backend_export.export_trained(
+        config, task_name, model, fit_result.steps, workdir,
+        lambda: make_exporter(model, corpus, *artifacts), log)
+    if export_path is None:  # a data-parallel process other than 0
+        return None
+    report = evaluate(config, exporter, corpus, workdir, log)
+    return finish_report(report, fit_result, export_path, workdir, config, started,
+                         parameters=int(model.count_params()), **report_fields)
