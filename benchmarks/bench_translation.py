@@ -23,12 +23,15 @@ quality: separates what the training recipe gives from what the
     (b) reference architecture, reference recipe
     (c) reference architecture, our recipe
     (d) ours, reference recipe
+    (e) ours, our recipe with the exact softmax in training (a: sampled
+        softmax over 512 candidates, the main preset's)
 
   "ours" is the main preset (training/translation/config.py): bidirectional
   GRU encoder 2 x 128, GRU decoder 256, additive attention 128, embeddings
   128, vocabularies of 6,000 words per language. "reference" is the
   tutorial's sizes above.
-  Our recipe (the main preset's): Adam 3e-3 with 100 warm-up steps and
+  Our recipe (the main preset's): sampled softmax over 512 candidates in
+  training (our architecture; the reference's output layer has none), Adam 3e-3 with 100 warm-up steps and
   cosine decay over 18 x 100 steps, label smoothing 0.1, gradient norm
   clipping 5, early stopping after 4 validations (every 100 steps) without
   a dev loss gain and the best-dev-loss weights restored at the end.
@@ -101,7 +104,7 @@ OUR_SIZES = {key: PRESETS["main"][key] for key in (
     "units", "embedding_dim", "attention_units", "source_vocab_size", "target_vocab_size")}
 
 OUR_RECIPE_FIELDS = ("learning_rate", "warmup_steps", "epochs", "steps_per_epoch",
-                     "early_stopping_patience")
+                     "early_stopping_patience", "sampled_softmax")
 RECIPES = {
     # The main preset's, with TranslationConfig's label smoothing and clipping.
     "ours": dict(**{key: PRESETS["main"][key] for key in OUR_RECIPE_FIELDS},
@@ -111,6 +114,8 @@ RECIPES = {
     "reference": dict(learning_rate=1e-3, warmup_steps=0, epochs=100, steps_per_epoch=100,
                       early_stopping_patience=0, label_smoothing=0.0, clipnorm=0.0),
 }
+# Ours with the output layer trained on every word (the exact softmax).
+RECIPES["exact"] = dict(RECIPES["ours"], sampled_softmax=0)
 
 # Speed: one size table for every model.
 SPEED_SIZES = dict(units=256, attention_units=256, embedding_dim=256, batch_size=64,
@@ -162,7 +167,7 @@ def reference_optimizer(config, total_steps):
     return keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm or None)
 
 
-def ours_per_direction_builder(config, source_vocab_size, target_vocab_size):
+def ours_per_direction_builder(config, source_vocab_size, target_vocab_size, sampled_softmax=0):
     """Ours with `config.units` per encoder direction (our config's rnn
     encoder has units / 2 per direction), so the encoder matches the
     reference's: the memory is [B, S, 2 units], the decoder `config.units`."""
@@ -172,27 +177,33 @@ def ours_per_direction_builder(config, source_vocab_size, target_vocab_size):
     return AttentionSeq2Seq(
         encoder, target_vocab_size, config.embedding_dim, build_decoder_cell(config),
         fast_path="auto", dropout=config.dropout,
-        attention_regularization=config.attention_regularization, name="translator")
+        attention_regularization=config.attention_regularization,
+        sampled_softmax=sampled_softmax, name="translator")
 
 
 ARCHITECTURES = {
     "ours": (OUR_SIZES, train_lib.build_model),
     "reference": (REFERENCE_SIZES, reference_builder),
 }
-OPTIMIZERS = {"ours": fitting.default_optimizer, "reference": reference_optimizer}
+OPTIMIZERS = {"ours": fitting.default_optimizer, "reference": reference_optimizer,
+              "exact": fitting.default_optimizer}
 QUALITY_ROWS = {  # key: (architecture, recipe)
     "a": ("ours", "ours"),
     "b": ("reference", "reference"),
     "c": ("reference", "ours"),
     "d": ("ours", "reference"),
+    "e": ("ours", "exact"),
 }
 
 
 # ------------------------------------------------------------------ quality
 def row_config(architecture, recipe, args, seed):
     sizes, _ = ARCHITECTURES[architecture]
+    recipe_fields = dict(RECIPES[recipe])
+    if architecture == "reference":  # its output layer has no sampled softmax
+        recipe_fields["sampled_softmax"] = 0
     return dataclasses.replace(
-        preset("main"), **sizes, **RECIPES[recipe], seed=seed, batch_size=64, dropout=0.0,
+        preset("main"), **sizes, **recipe_fields, seed=seed, batch_size=64, dropout=0.0,
         max_train_seconds=args.seconds, max_eval_pairs=args.max_eval_pairs, plot_examples=0,
         no_repeat_ngram_size=args.no_repeat_ngram_size, recase=not args.no_recase)
 
@@ -241,7 +252,7 @@ def quality(args):
     recaser = Recaser.from_texts([t for _, t in corpus.train]) if not args.no_recase else None
     root = args.workdir or tempfile.mkdtemp(prefix="bench_translation_")
     seeds = [args.first_seed + i for i in range(args.seeds)]
-    rows = [key for key in "abcd" if key in args.rows]
+    rows = [key for key in QUALITY_ROWS if key in args.rows]
     results = {key: [] for key in rows}
     for seed in seeds:  # interleaved, so load on the machine falls on every row alike
         for key in rows:
@@ -364,16 +375,22 @@ def describe_sizes(architecture):
 
 def describe_recipe(recipe):
     r = RECIPES[recipe]
-    if recipe == "ours":
+    if recipe in ("ours", "exact"):
+        sampled = (f", sampled softmax over {r['sampled_softmax']} candidates (ours only)"
+                   if r.get("sampled_softmax") else ", the exact softmax")
         return (f"Adam {r['learning_rate']:g}, {r['warmup_steps']} warm-up steps, cosine "
                 f"decay over {r['epochs']} x {r['steps_per_epoch']} steps, label smoothing "
                 f"{r['label_smoothing']:g}, clipnorm {r['clipnorm']:g}, early stopping "
-                f"(patience {r['early_stopping_patience']}) restoring the best dev weights")
+                f"(patience {r['early_stopping_patience']}) restoring the best dev weights"
+                f"{sampled}")
     return (f"constant Adam {r['learning_rate']:g}, no label smoothing, no clipping, at most "
             f"{r['epochs']} x {r['steps_per_epoch']} steps, last weights kept")
 
 
 # ------------------------------------------------------------------ speed
+SPEED_SAMPLED = 512  # candidates of the sampled softmax row
+
+
 def speed(args):
     smoke = args.steps < 10 or args.repeats < 3
     config = dataclasses.replace(preset("main"), **SPEED_SIZES,
@@ -390,6 +407,8 @@ def speed(args):
     sizes = (source_vocabulary.size, target_vocabulary.size)
     models = {
         "ours fast path (additive)": ours_per_direction_builder(config, *sizes),
+        f"ours fast path, sampled softmax {SPEED_SAMPLED}": ours_per_direction_builder(
+            config, *sizes, sampled_softmax=SPEED_SAMPLED),
         "ours cell path (bahdanau)": ours_per_direction_builder(
             dataclasses.replace(config, decoder="bahdanau"), *sizes),
         "reference": ReferenceNMT(*sizes, units=config.units),
@@ -421,11 +440,14 @@ def speed(args):
           f"concatenates the directions, the reference sums them), decoder GRU {config.units}, "
           f"attention {config.attention_units} (ours additive, the reference 1-head "
           f"key_dim {config.units}), embeddings {config.embedding_dim}, vocab "
-          f"{sizes[0]}/{sizes[1]}, batch {config.batch_size}; Adam, masked cross-entropy")
+          f"{sizes[0]}/{sizes[1]}, batch {config.batch_size}; Adam, masked cross-entropy (the "
+          f"sampled row: over its {SPEED_SAMPLED} candidates)")
     print(f"{args.steps} batches ({tokens} target tokens) per call; 1 + {args.warmup} warm-up "
           f"calls, then {args.repeats} timed calls each, interleaved; median\n")
     print_table(rows, smoke)
-    print(f"{speed_sentence('fast path', fast, 'reference', reference)} "
+    sampled = rates[f"ours fast path, sampled softmax {SPEED_SAMPLED}"]
+    print(f"{speed_sentence('fast path with sampled softmax', sampled, 'reference', reference)} "
+          f"{speed_sentence('fast path', fast, 'reference', reference)} "
           f"{speed_sentence('fast path', fast, 'cell path', cell)}")
     if smoke:
         print(SMOKE_LINE)
@@ -472,7 +494,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=3, help="quality: runs per row")
     parser.add_argument("--first-seed", type=int, default=TranslationConfig().seed,
                         help="quality: seeds are first-seed, first-seed + 1, ...")
-    parser.add_argument("--rows", default="abcd", help="quality: which rows (default abcd)")
+    parser.add_argument("--rows", default="abcde", help="quality: which rows (default abcde)")
     parser.add_argument("--max-eval-pairs", type=int, default=0,
                         help="quality: score the first N test pairs (0: all)")
     parser.add_argument("--no-repeat-ngram-size", type=int,
@@ -489,7 +511,7 @@ def main():
     parser.add_argument("--workdir", help="quality: where to train; latency: a trained workdir")
     args = parser.parse_args()
     if not args.seeds >= 1 or not set(args.rows) <= set(QUALITY_ROWS) or not args.rows:
-        parser.error("--seeds must be >= 1 and --rows a subset of abcd")
+        parser.error("--seeds must be >= 1 and --rows a subset of abcde")
     keras.utils.set_random_seed(0)
     {"quality": quality, "speed": speed, "latency": latency}[args.mode](args)
 

@@ -45,6 +45,61 @@ def test_masked_token_accuracy_counts_real_tokens_only():
     assert float(losses.masked_token_accuracy(labels, logits)) == pytest.approx(2 / 3)
 
 
+def numpy_sampled_loss(features, labels, kernel, bias, ids, smoothing):
+    """Token by token: the true word's and the candidates' logits, each less
+    log(K Q(word)), candidates equal to the true word left out."""
+    vocab, k = kernel.shape[1], len(ids)
+
+    def log_expected(word):
+        return np.log(k * np.log((word + 2) / (word + 1)) / np.log(vocab + 1))
+
+    total, count = 0.0, 0
+    for b, t in np.ndindex(labels.shape):
+        label = labels[b, t]
+        if label == 0:
+            continue
+        words = [label] + [w for w in ids if w != label]
+        logits = np.array([features[b, t] @ kernel[:, w] + bias[w] - log_expected(w)
+                           for w in words], np.float64)
+        log_probs = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+        total += -(1 - smoothing) * log_probs[0] - smoothing * log_probs.mean()
+        count += 1
+    return total / count
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_sampled_softmax_loss_equals_numpy(smoothing):
+    rng = np.random.default_rng(2)
+    vocab, depth = 40, 6
+    labels = rng.integers(1, vocab, size=(2, 4))
+    labels[1, 2:] = 0
+    features = rng.normal(size=(2, 4, depth)).astype("float32")
+    kernel = rng.normal(size=(depth, vocab)).astype("float32")
+    bias = rng.normal(size=vocab).astype("float32")
+    ids = np.array([1, 5, labels[0, 0], 33, 5, 17], "int32")  # a repeat and a true word
+    candidates = (ids, losses.log_expected_count(ids, len(ids), vocab))
+    loss = losses.sampled_softmax_loss(features, labels, kernel, bias, candidates, smoothing)
+    np.testing.assert_allclose(
+        float(loss), numpy_sampled_loss(features, labels, kernel, bias, ids, smoothing),
+        rtol=1e-5)
+
+
+def test_log_uniform_candidates_follow_zipf():
+    import keras
+
+    vocab, draws = 50, 20000
+    ids, log_expected = losses.log_uniform_candidates(draws, vocab,
+                                                      keras.random.SeedGenerator(3))
+    ids, log_expected = np.asarray(ids), np.asarray(log_expected)
+    assert ids.min() >= 0 and ids.max() < vocab
+    words = np.arange(vocab)
+    expected = draws * np.log((words + 2) / (words + 1)) / np.log(vocab + 1)
+    counts = np.bincount(ids, minlength=vocab)
+    # Binomial spread: 5 standard deviations on every word.
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected) + 1), (counts, expected)
+    np.testing.assert_allclose(log_expected, np.log(expected[ids]), rtol=1e-5)
+
+
 def test_schedule_warms_up_then_decays_to_a_tenth():
     schedule = fitting.learning_rate_schedule(1e-3, total_steps=1000, warmup_steps=100)
     values = [float(schedule(step)) for step in (0, 50, 100, 550, 1000)]

@@ -387,3 +387,53 @@ def test_fit_on_batches_of_different_lengths():
     losses = [model.train_on_batch(x, y) for x, y in batches + batches]
     assert np.all(np.isfinite(losses))
     assert np.mean(losses[3:]) < np.mean(losses[:3])
+
+
+def test_sampled_softmax_trains_on_candidates_and_predicts_with_every_word():
+    """In training the model hands the output layer's inputs to
+    `compute_loss`, which scores them on the sampled candidates
+    (`sampled_softmax_loss`, numpy-checked in test_fitting.py); outside
+    training it gives the exact logits; the candidate draws' seed state is
+    checkpointed with dropout's; steps on the sampled loss lower the exact one."""
+    from training.core import losses
+    from training.core.checkpoints import random_state_variables
+
+    source = random_sources(np.random.default_rng(4), 32)
+    target_in, target_out = reversal_targets(source)
+    inputs = {"source": source, "target_in": target_in}
+    keras.utils.set_random_seed(5)
+    encoder = RecurrentTextEncoder(VOCAB, 16, 16)
+    model = AttentionSeq2Seq(encoder, VOCAB, 16, make_decoder_cell(32, "general", 16),
+                             sampled_softmax=6, label_smoothing=0.1)
+    exact = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD)
+    model.compile(optimizer=keras.optimizers.Adam(0.02), loss=exact)
+    logits = model(inputs)
+    assert tuple(logits.shape) == (32, MAX_DECODE, VOCAB)
+    features = model(inputs, training=True)["features"]
+    assert tuple(features.shape) == (32, MAX_DECODE, 32)
+    assert model.candidate_seed.state in random_state_variables(model)
+
+    # compute_loss draws K candidates from the model's seed: the same draw by hand.
+    twin = keras.random.SeedGenerator(0)
+    twin.state.assign(model.candidate_seed.state.numpy())
+    candidates = losses.log_uniform_candidates(6, VOCAB, twin)
+    by_hand = losses.sampled_softmax_loss(features, target_out, model.output_projection.kernel,
+                                          model.output_projection.bias, candidates, 0.1)
+    loss = model.compute_loss(inputs, target_out, {"features": features}, training=True)
+    np.testing.assert_allclose(float(loss), float(by_hand), rtol=1e-6)
+    # Both seeds drew once: the loss's draw came from the model's seed.
+    np.testing.assert_array_equal(model.candidate_seed.state.numpy(), twin.state.numpy())
+
+    before = float(exact(target_out, model(inputs)))
+    for _ in range(30):
+        model.train_on_batch(inputs, target_out)
+    assert float(exact(target_out, model(inputs))) < 0.8 * before
+
+    clone = AttentionSeq2Seq.from_config(model.get_config())
+    assert (clone.sampled_softmax, clone.label_smoothing) == (6, 0.1)
+    clone(inputs)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone(inputs), model(inputs), atol=1e-6)
+    with pytest.raises(ValueError, match="sampled_softmax` must be in \\[0, target_vocab_size"):
+        AttentionSeq2Seq(encoder, VOCAB, 16, make_decoder_cell(32, "general", 16),
+                         sampled_softmax=VOCAB)

@@ -158,3 +158,18 @@ def test_saved_config_loads_back_equal(tmp_path):
     path = str(tmp_path / "saved.json")
     config_lib.save(config, path)
     assert load(config_file=path) == config
+
+
+def test_more_sampled_candidates_than_target_words_is_refused():
+    with pytest.raises(ConfigError, match="sampled_softmax: 600 candidates need a larger "
+                                          "target_vocab_size than 500"):
+        load("tiny", overrides=["sampled_softmax=600"])
+
+
+def test_a_corpus_with_fewer_words_than_candidates_trains_with_the_exact_softmax():
+    from training.translation.model import build_model
+
+    config = load("tiny")
+    assert config.sampled_softmax == 64 and load("main").sampled_softmax == 512
+    assert build_model(config, 100, 500).sampled_softmax == 64
+    assert build_model(config, 100, 40).sampled_softmax == 0

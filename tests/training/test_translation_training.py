@@ -338,7 +338,10 @@ MIRRORED_CHECK = textwrap.dedent(r"""
         config_lib.load(TranslationConfig, PRESETS, "tiny"), dropout=0.0, epochs=2,
         steps_per_epoch=8, early_stopping_patience=0, learning_rate=0.005, eval_batch_size=8)
     results = {"cpus": len(tf.config.list_logical_devices("CPU")), "dev": len(corpus.dev)}
-    runs = (("default", config), ("mirrored", config),
+    # The toy language has 15 target ids (specials included): 8 candidates.
+    sampled = dataclasses.replace(config, sampled_softmax=8)
+    runs = (("default", config), ("mirrored", config), ("default_sampled", sampled),
+            ("mirrored_sampled", sampled),
             ("mirrored_odd", dataclasses.replace(config, eval_batch_size=len(corpus.dev) + 1,
                                                  epochs=1, steps_per_epoch=1)))
     for name, run_config in runs:
@@ -373,11 +376,14 @@ def mirrored_results(tmp_path_factory):
     return json.loads(line[len("RESULT "):])
 
 
-def test_mirrored_strategy_matches_default(mirrored_results):
+@pytest.mark.parametrize("softmax", ["exact", "sampled"])
+def test_mirrored_strategy_matches_default(mirrored_results, softmax):
+    """Both softmaxes train under MirroredStrategy as without it."""
     out = mirrored_results
     print(out)
     assert out["cpus"] == 2
-    default, mirrored = out["default"], out["mirrored"]
+    suffix = "" if softmax == "exact" else "_sampled"
+    default, mirrored = out["default" + suffix], out["mirrored" + suffix]
     assert "error" not in default and "error" not in mirrored, out
     assert default["replicas"] == 1 and mirrored["replicas"] == 2
     assert len(default["loss"]) == len(mirrored["loss"]) == 2

@@ -19,6 +19,7 @@ from keras_attention.layers import (
     DotAttention,
 )
 from training.core.encoders import RecurrentTextEncoder  # noqa: F401 (re-exported)
+from training.core.losses import log_uniform_candidates, sampled_softmax_loss
 
 
 @keras.saving.register_keras_serializable(package="keras_attention_training")
@@ -37,20 +38,38 @@ class AttentionSeq2Seq(keras.Model):
             stochastic regularization, `lambda * mean_i (1 - sum_t a_ti)^2`
             over unmasked memory positions i and target steps t, averaged
             over the batch and added to the training loss (0: off).
+        sampled_softmax: K > 0 trains the output layer on each token's word
+            and K log-uniform candidates shared by the batch
+            (`training.core.losses.sampled_softmax_loss`) instead of all V
+            words; evaluation, decoding and export keep the exact softmax.
+            0 (default): the exact softmax in training too.
+        label_smoothing: e of the sampled softmax loss (the exact one takes
+            its own from `compile`).
 
     Call arguments:
         inputs: dict with `"source"` (whatever the encoder takes) and
             `"target_in"` int `[B, T]` (start token + target, 0-padded).
 
     Returns:
-        float32 logits `[B, T, V]`.
+        float32 logits `[B, T, V]`; in training with `sampled_softmax`, the
+        output layer's inputs `{"features": [B, T, D]}` instead, which
+        `compute_loss` projects onto the sampled words.
+
+    Example:
+
+        model = AttentionSeq2Seq(encoder, 6000, 128, make_decoder_cell(256, "additive", 128),
+                                 sampled_softmax=512)
     """
 
     def __init__(
         self, encoder, target_vocab_size, embedding_dim, decoder_cell, fast_path="auto",
-        dropout=0.0, attention_regularization=0.0, **kwargs,
+        dropout=0.0, attention_regularization=0.0, sampled_softmax=0, label_smoothing=0.0,
+        **kwargs,
     ):
         super().__init__(**kwargs)
+        if not 0 <= int(sampled_softmax) < int(target_vocab_size):
+            raise ValueError(f"`sampled_softmax` must be in [0, target_vocab_size "
+                             f"{target_vocab_size}), received {sampled_softmax}")
         if attention_regularization < 0:
             raise ValueError(f"`attention_regularization` must be >= 0, received "
                              f"{attention_regularization}")
@@ -67,6 +86,10 @@ class AttentionSeq2Seq(keras.Model):
         self.decoder = AttentionDecoder(decoder_cell, fast_path=fast_path, name="decoder")
         self.output_dropout = keras.layers.Dropout(self.dropout)
         self.output_projection = keras.layers.Dense(self.target_vocab_size, name="output_projection")
+        self.sampled_softmax = int(sampled_softmax)
+        self.label_smoothing = float(label_smoothing)
+        # The candidates' draws: a seed state the checkpoints keep, as dropout's.
+        self.candidate_seed = keras.random.SeedGenerator() if self.sampled_softmax else None
 
     def encode(self, source, training=None):
         """`source -> (memory [B, S, D], memory_mask [B, S])`."""
@@ -81,14 +104,33 @@ class AttentionSeq2Seq(keras.Model):
             embedded, memory, memory_mask=memory_mask, inputs_mask=target_in != 0,
             return_attention_scores=True, training=training,
         )  # --> [B, T, O], [B, T, S]
-        logits = self.output_projection(self.output_dropout(outputs, training=training))
-        logits = ops.cast(logits, "float32")  # --> [B, T, V]
+        features = self.output_dropout(outputs, training=training)
         if training and self.attention_regularization:
             self.add_loss(self.attention_regularization * doubly_stochastic_penalty(
                 weights, target_in != 0, memory_mask) / _replicas())
+        if training and self.sampled_softmax and not return_attention_scores:
+            return {"features": features}  # --> compute_loss
+        logits = ops.cast(self.output_projection(features), "float32")  # --> [B, T, V]
         if return_attention_scores:
             return logits, weights
         return logits
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not isinstance(y_pred, dict):
+            return super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        candidates = log_uniform_candidates(self.sampled_softmax, self.target_vocab_size,
+                                            self.candidate_seed)
+        loss = sampled_softmax_loss(y_pred["features"], y, self.output_projection.kernel,
+                                    self.output_projection.bias, candidates,
+                                    self.label_smoothing)
+        for extra in self.losses:  # the attention regularization
+            loss = loss + ops.cast(extra, "float32")
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, dict):  # sampled training: no full logits to score
+            return {"loss": self.get_metrics_result()["loss"]}
+        return super().compute_metrics(x, y, y_pred, sample_weight)
 
     # --------------------------------------------------------------- decoding
     def decoding_inputs(self, source):
@@ -164,6 +206,8 @@ class AttentionSeq2Seq(keras.Model):
             "fast_path": self.fast_path,
             "dropout": self.dropout,
             "attention_regularization": self.attention_regularization,
+            "sampled_softmax": self.sampled_softmax,
+            "label_smoothing": self.label_smoothing,
         })
         return config
 

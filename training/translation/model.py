@@ -25,9 +25,15 @@ def build_encoder(config, source_vocab_size):
 
 
 def build_model(config, source_vocab_size, target_vocab_size):
-    """An `AttentionSeq2Seq` for ids `[B, S]` -> logits `[B, T, V]`."""
+    """An `AttentionSeq2Seq` for ids `[B, S]` -> logits `[B, T, V]`.
+
+    A corpus with fewer target words than `sampled_softmax` candidates
+    trains with the exact softmax, which then costs no more."""
+    sampled_softmax = config.sampled_softmax if config.sampled_softmax < target_vocab_size else 0
     return AttentionSeq2Seq(
         build_encoder(config, source_vocab_size), target_vocab_size, config.embedding_dim,
         build_decoder_cell(config), fast_path="auto", dropout=config.dropout,
-        attention_regularization=config.attention_regularization, name="translator",
+        attention_regularization=config.attention_regularization,
+        sampled_softmax=sampled_softmax, label_smoothing=config.label_smoothing,
+        name="translator",
     )
