@@ -109,6 +109,28 @@ def test_schedule_warms_up_then_decays_to_a_tenth():
     assert values[4] == pytest.approx(1e-4, rel=1e-2)
 
 
+@pytest.mark.parametrize("decay_steps, tenth_at", [(0, 1000), (400, 400)])
+def test_decay_steps_ends_the_decay_early_then_holds_a_tenth(decay_steps, tenth_at,
+                                                             monkeypatch):
+    import math
+    from types import SimpleNamespace
+
+    schedules = []
+    build = fitting.learning_rate_schedule
+    monkeypatch.setattr(fitting, "learning_rate_schedule",
+                        lambda *args: schedules.append(build(*args)) or schedules[-1])
+    config = SimpleNamespace(learning_rate=1e-3, warmup_steps=100, clipnorm=0.0,
+                             decay_steps=decay_steps)
+    fitting.default_optimizer(config, total_steps=1000)
+    schedule, = schedules
+    # Cosine from the end of the warm-up (step 100) to `tenth_at`, then 10%.
+    middle = (100 + tenth_at) // 2
+    want_middle = 1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert float(schedule(middle)) == pytest.approx(want_middle, rel=1e-3)
+    for step in (tenth_at, tenth_at + 1, 1000):
+        assert float(schedule(step)) == pytest.approx(1e-4, rel=1e-3)
+
+
 def test_fit_traces_the_train_step_once_and_keeps_the_loss(tmp_path, monkeypatch):
     """The compiled loss and metrics are built before the first trace: a
     variable created inside the traced step made tf.function trace the

@@ -351,6 +351,10 @@ class TrainingConfig:
     warmup_steps: int = option(
         200, minimum=0,
         help="Steps of linear warm-up from 1% of learning_rate (at most half the run).")
+    decay_steps: int = option(
+        0, minimum=0,
+        help="Steps from the start to the end of the cosine decay; later steps train at 10% of "
+             "learning_rate. 0: epochs x steps_per_epoch.")
     label_smoothing: float = option(
         0.1, minimum=0.0, below=1.0, help="Label smoothing of the word cross-entropy; 0: off.")
     clipnorm: float = option(

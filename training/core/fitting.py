@@ -48,9 +48,11 @@ class FitResult:
 
 
 def default_optimizer(config, total_steps):
-    """Adam with warm-up and cosine decay, gradient norm clipping."""
+    """Adam with warm-up and cosine decay over `config.decay_steps` (0: the
+    whole run), gradient norm clipping."""
+    horizon = config.decay_steps or total_steps
     return keras.optimizers.Adam(
-        learning_rate_schedule(config.learning_rate, total_steps, config.warmup_steps),
+        learning_rate_schedule(config.learning_rate, horizon, config.warmup_steps),
         clipnorm=config.clipnorm or None,
     )
 
