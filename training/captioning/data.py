@@ -244,16 +244,7 @@ def _is_header(text):
 
 def _parse_line(text):
     """``(image name, caption, None)``, or ``(name, None, problem)`` for a malformed line."""
-    name, comma, rest = text.partition(",")
-    name = name.strip()
-    if not comma:
-        return name, None, "malformed line, expected 'image,caption'"
-    if not name:
-        return name, None, "malformed line, empty image name"
-    caption = files.clean_caption(rest)
-    if not caption:
-        return name, None, f"empty caption for image {name!r}"
-    return name, caption, None
+    return files.parse_captioned_line(text, "image")
 
 
 # -------------------------------------------------------------------- COCO

@@ -91,3 +91,25 @@ def clean_caption(text):
     if text.startswith('"'):
         text = ",".join(next(csv.reader([text]), []))
     return " ".join(text.split())
+
+
+def parse_captioned_line(text, unit, tabs=False, clean_name=str.strip):
+    """One line of a captions file, `NAME,caption` (or `NAME<TAB>caption`
+    when `tabs`): `(name, caption, None)`, or `(name, None, problem)` for a
+    malformed line. `unit` names what NAME is in the problems ("image").
+
+    >>> parse_captioned_line("a.png, A red circle.", "image")
+    ('a.png', 'A red circle.', None)
+    """
+    separator = "\t" if tabs and "\t" in text else ","
+    name, found, rest = text.partition(separator)
+    name = clean_name(name)
+    if not found:
+        expected = f"'{unit},caption'" + (f" or '{unit}<TAB>caption'" if tabs else "")
+        return name, None, f"malformed line, expected {expected}"
+    if not name:
+        return name, None, f"malformed line, empty {unit} name"
+    caption = clean_caption(rest)
+    if not caption:
+        return name, None, f"empty caption for {unit} {name!r}"
+    return name, caption, None

@@ -481,18 +481,9 @@ def _load_clip(path, frame_size, max_frames, first):
 
 def _parse_line(text):
     """``(clip name, caption, None)``, or ``(name, None, problem)`` for a malformed line."""
-    separator = "\t" if "\t" in text else ","
-    name, found, rest = text.partition(separator)
     # "clip/" and "clip" are one folder clip.
-    name = name.strip().rstrip("/\\")
-    if not found:
-        return name, None, "malformed line, expected 'clip,caption' or 'clip<TAB>caption'"
-    if not name:
-        return name, None, "malformed line, empty clip name"
-    caption = files.clean_caption(rest)
-    if not caption:
-        return name, None, f"empty caption for clip {name!r}"
-    return name, caption, None
+    return files.parse_captioned_line(text, "clip", tabs=True,
+                                      clean_name=lambda name: name.strip().rstrip("/\\"))
 
 
 def _is_header(text):
