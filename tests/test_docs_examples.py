@@ -9,7 +9,8 @@ when its page ends. An HTML comment before a block says how it runs:
 
     <!-- docs-test: run -->             as written (also the default)
     <!-- docs-test: tiny -->            `python -m training.TASK` commands get `--preset tiny`
-    <!-- docs-test: skip CATEGORY: why -->  not run; CATEGORY is one of SKIP_CATEGORIES
+    <!-- docs-test: skip CATEGORY: why -->  not run; CATEGORY is one of
+                                        docs_blocks.SKIP_CATEGORIES
 """
 
 import json
@@ -20,119 +21,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import NamedTuple
-
 import pytest
-import yaml
+from docs_blocks import (REPO, RUN_LANGUAGES, SNIPPET, doc_pages,
+                         expand_snippets, page_blocks, parse_blocks, with_tiny_preset)
 
-REPO = Path(__file__).resolve().parent.parent
-RUN_LANGUAGES = ("python", "bash")
-# Languages a block may have without being run: outputs, files, formats.
-SHOWN_LANGUAGES = ("text", "json", "yaml", "toml", "ini")
-# Why a block may be left out, and what covers it instead.
-SKIP_CATEGORIES = {
-    "install": "installing is what .ci/run and tests/test_packaging.py do",
-    "hosts": "commands for other machines; a loopback block runs the same command",
-    "cluster": "needs a scheduler; tests/test_deploy_clusters.py checks the files",
-}
 BLOCK_TIMEOUT = 900  # seconds; a tiny training run takes about one minute
-FENCE = re.compile(r"^```(\S*)\s*$")
-DIRECTIVE = re.compile(r"^<!--\s*docs-test:\s*(.*?)\s*-->$")
-TRAINING_COMMAND = re.compile(r"(python -m training\.\w+)")
-SNIPPET = re.compile(r'^--8<-- "([^"]+)"$', re.MULTILINE)
-
-
-class Block(NamedTuple):
-    page: str
-    line: int  # 1-based line of the opening fence
-    language: str
-    directive: str  # "run", "tiny" or "skip CATEGORY: why"
-    code: str
-
-    @property
-    def label(self):
-        return f"{self.page}:{self.line}"
-
-
-def doc_pages():
-    """The README, then every page of mkdocs.yml's navigation, in order."""
-    config = yaml.safe_load((REPO / "mkdocs.yml").read_text())
-
-    def walk(entries):
-        for entry in entries:
-            value = entry if isinstance(entry, str) else next(iter(entry.values()))
-            if isinstance(value, list):
-                yield from walk(value)
-            else:
-                yield f"docs/{value}"
-
-    return ["README.md", *walk(config["nav"])]
-
-
-def parse_blocks(page, text):
-    """The fenced blocks of a Markdown page, with the directive before each.
-
-    Raises ValueError naming the page and line for a fence without a
-    language, a language that is neither run nor shown, or a bad directive.
-    """
-    blocks, lines, index = [], text.split("\n"), 0
-    while index < len(lines):
-        match = FENCE.match(lines[index])
-        if not match:
-            index += 1
-            continue
-        language, start = match.group(1), index
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() == "```"), None)
-        if end is None:
-            raise ValueError(f"{page}:{start + 1}: a code block is never closed")
-        where = f"{page}:{start + 1}"
-        if not language:
-            raise ValueError(f"{where}: a code block needs a language "
-                             f"({', '.join(RUN_LANGUAGES + SHOWN_LANGUAGES)})")
-        if language not in RUN_LANGUAGES + SHOWN_LANGUAGES:
-            raise ValueError(f"{where}: language {language!r} is neither run "
-                             f"({', '.join(RUN_LANGUAGES)}) nor shown "
-                             f"({', '.join(SHOWN_LANGUAGES)})")
-        directive = "run"
-        previous = DIRECTIVE.match(lines[start - 1].strip()) if start else None
-        if previous:
-            directive = previous.group(1)
-            if language not in RUN_LANGUAGES:
-                raise ValueError(f"{where}: a docs-test directive on a {language} block, "
-                                 f"which never runs")
-            _check_directive(where, directive, "\n".join(lines[start + 1:end]))
-        blocks.append(Block(page, start + 1, language, directive,
-                            "\n".join(lines[start + 1:end]) + "\n"))
-        index = end + 1
-    return blocks
-
-
-def _check_directive(where, directive, code):
-    if directive == "run":
-        return
-    if directive == "tiny":
-        if not TRAINING_COMMAND.search(code):
-            raise ValueError(f"{where}: 'tiny' on a block with no `python -m training.TASK`")
-        if "--preset" in code:
-            raise ValueError(f"{where}: 'tiny' sets the preset; the block names its own")
-        return
-    match = re.fullmatch(r"skip (\w+): (.+)", directive)
-    if not match or match.group(1) not in SKIP_CATEGORIES:
-        raise ValueError(f"{where}: unknown directive {directive!r}; use run, tiny or "
-                         f"skip CATEGORY: why, CATEGORY one of {', '.join(SKIP_CATEGORIES)}")
-
-
-def with_tiny_preset(code):
-    """`python -m training.translation --workdir W` -> `... --preset tiny --workdir W`."""
-    return TRAINING_COMMAND.sub(r"\1 --preset tiny", code)
-
-
-def expand_snippets(code):
-    return SNIPPET.sub(lambda match: (REPO / match.group(1)).read_text().rstrip("\n"), code)
-
-
-def page_blocks(page):
-    return parse_blocks(page, (REPO / page).read_text())
 
 
 # ------------------------------------------------------------------ runners
@@ -212,7 +105,8 @@ def runners(tmp_path_factory):
 
 def _has_blocks_to_run(page):
     try:
-        return any(block.language in RUN_LANGUAGES for block in page_blocks(page))
+        return any(block.language in RUN_LANGUAGES and not block.directive.startswith("skip")
+                   for block in page_blocks(page))
     except ValueError:
         return True  # its test reports the error
 
@@ -246,7 +140,8 @@ def test_page_examples_run(page, runners):
 def test_a_skipped_block_is_what_its_category_says():
     """A skip cannot hide an example: an install block installs, a hosts
     block names machines other than this one, a cluster block is a file of
-    deploy/ (which its own tests check)."""
+    deploy/ (which its own tests check), a loopback block is run by the
+    test that reads it (`docs_blocks.loopback_command`)."""
     pages = doc_pages()
     assert pages[0] == "README.md" and "docs/quickstart.md" in pages
     skipped = [block for page in pages for block in page_blocks(page)
@@ -259,7 +154,11 @@ def test_a_skipped_block_is_what_its_category_says():
         elif category == "hosts":
             addresses = re.findall(r"JOB_ADDRESSES=([\w.]+):", block.code)
             assert addresses and "127.0.0.1" not in addresses, block.label
+        elif category == "loopback":
+            assert "JOB_ADDRESSES=127.0.0.1:" in block.code, block.label
+            assert "python -m training." in block.code, block.label
         else:
+            assert category == "cluster", block.label
             included = SNIPPET.findall(block.code)
             assert included and block.code.strip() == f'--8<-- "{included[0]}"', block.label
             assert included[0].startswith("deploy/"), block.label

@@ -15,7 +15,6 @@ from train_script import checkpoint_arrays
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "jax_training_script.py")
 REPO = os.path.dirname(os.path.dirname(HERE))
-LOSS_RTOL = 1e-4
 TIMEOUT = 900  # seconds a run may take on 2 busy CPU cores (about 5 minutes measured)
 # The caption tasks' whole jobs, shortened: 3 steps, a checkpoint at the last.
 # METEOR (a Java process, about 20 s) has tests of its own (test_captioning_metrics.py).
@@ -23,6 +22,12 @@ CAPTION_JOB_OVERRIDES = {
     task: [f"train_{unit}=64", f"dev_{unit}=16", f"test_{unit}=8", "steps_per_epoch=3",
            "epochs=1", "checkpoint_steps=3", "plot_examples=1", "meteor=false"]
     for task, unit in (("captioning", "scenes"), ("video", "clips"))}
+# Translation shortened: 3 steps of 8 pairs, a checkpoint at step 2, no
+# dropout, a 4-pair greedy evaluation.
+SHORT_TRANSLATION = ["dropout=0", "max_train_tokens=7", "max_train_pairs=4000", "batch_size=8",
+                     "steps_per_epoch=3", "epochs=1", "checkpoint_steps=2", "max_eval_pairs=4",
+                     "beam_width=1", "num_hypotheses=1", "early_stopping_patience=0",
+                     "warmup_steps=1"]
 CLUSTER_VARIABLES = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                      "KERAS_DISTRIBUTION_PROCESS_ID")
 
@@ -76,8 +81,25 @@ def start_cluster(workdirs, command, heartbeat=10, platforms="cpu"):
 
 
 def translation_command(*overrides):
-    return lambda workdir: [sys.executable, SCRIPT, "train", str(workdir),
+    """The script's `train` mode on SHORT_TRANSLATION and `overrides`, as one
+    process of a data-parallel cluster."""
+    return lambda workdir: [sys.executable, SCRIPT, "train", str(workdir), *SHORT_TRANSLATION,
                             "distribution=data_parallel", *overrides]
+
+
+def documented_translation_command(*overrides):
+    """docs/several-machines.md's loopback command (read from the page), its
+    workdir replaced, shortened by SHORT_TRANSLATION and `overrides`."""
+    from docs_blocks import loopback_command
+
+    variables, argv = loopback_command("docs/several-machines.md")
+    assert set(variables) == {"KERAS_BACKEND", *CLUSTER_VARIABLES}, variables
+    assert argv[:3] == ["python", "-m", "training.translation"], argv
+    at = argv.index("--workdir") + 1
+    settings = [word for setting in [*SHORT_TRANSLATION, *overrides]
+                for word in ("--set", setting)]
+    return lambda workdir: [sys.executable, *argv[1:at], str(workdir), *argv[at + 1:],
+                            *settings]
 
 
 def finish(processes, timeout=TIMEOUT):

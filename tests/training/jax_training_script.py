@@ -2,8 +2,8 @@
 
     python jax_training_script.py MODE WORKDIR [KEY=VALUE ...]
 
-MODE `train`: trains a small translation model (tiny preset, dropout 0, a
-short dev set) through `training.translation.train.train` and prints
+MODE `train`: trains a translation model (the tiny preset and the
+overrides) through `training.translation.train.train` and prints
 `RESULT {json}`: the running mean loss after every step, the steps done.
 Under KERAS_DISTRIBUTION_* variables and `distribution=data_parallel` it is
 one process of the cluster.
@@ -56,10 +56,7 @@ def config_from(overrides):
     from training.core import config as config_lib
     from training.translation.config import PRESETS, TranslationConfig
 
-    base = ["dropout=0", "max_train_tokens=7", "max_train_pairs=4000", "batch_size=8",
-            "steps_per_epoch=3", "epochs=1", "checkpoint_steps=2", "max_eval_pairs=4",
-            "beam_width=1", "num_hypotheses=1", "early_stopping_patience=0", "warmup_steps=1"]
-    return config_lib.load(TranslationConfig, PRESETS, "tiny", None, base + overrides)
+    return config_lib.load(TranslationConfig, PRESETS, "tiny", None, overrides)
 
 
 def main():
@@ -70,7 +67,6 @@ def main():
 
     config = config_from(overrides)
     corpus = train_lib.load_corpus(config)
-    corpus.dev = corpus.dev[:64]
     losses = StepLosses()
     result, source_vocabulary, target_vocabulary = train_lib.train(
         config, workdir, corpus, log=lambda *a: print(*a, flush=True), callbacks=[losses])

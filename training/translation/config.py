@@ -32,6 +32,8 @@ class TranslationConfig(TrainingConfig):
         None, help="Folder of tensorflow-datasets data; null: TFDS's default.")
     max_train_pairs: int = option(
         0, minimum=0, help="Train on the first this many pairs only; 0: all.")
+    max_dev_pairs: int = option(
+        0, minimum=0, help="Compute the dev loss on the first this many dev pairs; 0: all.")
     # --- text -------------------------------------------------------------
     source_vocab_size: int = option(
         8000, above=4, help="Source words kept, the 4 special tokens included; others are "
@@ -111,7 +113,7 @@ PRESETS = {
     "tiny": dict(
         embedding_dim=32, units=32, attention_units=32, source_vocab_size=500,
         target_vocab_size=500, max_train_tokens=20, batch_size=32, steps_per_epoch=10,
-        epochs=2, max_train_pairs=2000, max_eval_pairs=32, eval_batch_size=32,
+        epochs=2, max_train_pairs=2000, max_dev_pairs=64, max_eval_pairs=32, eval_batch_size=32,
         max_target_tokens=24, beam_width=2, num_hypotheses=2, plot_examples=1,
         warmup_steps=5, early_stopping_patience=0, checkpoint_steps=5, sampled_softmax=64,
     ),

@@ -30,6 +30,8 @@ def load_corpus(config):
         corpus = data_lib.load_tfds(config.tfds_name, data_dir=config.tfds_data_dir)
     if config.max_train_pairs:
         corpus.train = corpus.train[: config.max_train_pairs]
+    if config.max_dev_pairs:
+        corpus.dev = corpus.dev[: config.max_dev_pairs]
     return corpus
 
 
