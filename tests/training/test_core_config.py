@@ -221,3 +221,32 @@ def test_restart_removes_checkpoints_logs_and_vocabularies_only(tmp_path, monkey
     left = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*")
                   if path.is_file())
     assert left == ["config.json", "export/v/1/x", "report.json"]
+
+
+@pytest.mark.parametrize("task", ["captioning", "video"])
+def test_the_caption_tasks_share_their_common_fields_from_one_declaration(task):
+    """CaptionTaskConfig's fields reach both caption tasks as declared there
+    (one help line, one rule), and a bad value is refused naming the field."""
+    import dataclasses
+    import doctest
+    import importlib
+
+    from training.core import caption_config
+
+    declaration = importlib.import_module(f"training.{task}.__main__").TASK
+    task_fields = {field.name: field for field in dataclasses.fields(declaration.config_class)}
+    shared = dataclasses.fields(caption_config.CaptionTaskConfig)
+    own = [field for field in shared if field.name not in
+           caption_config.TrainingConfig.__dataclass_fields__
+           or field.name in ("decoder", "decoder_initial_state")]
+    assert len(own) >= 9
+    for field in own:
+        assert task_fields[field.name].metadata == field.metadata, field.name
+        assert task_fields[field.name].default == field.default, field.name
+    config = config_lib.load(declaration.config_class, declaration.presets, "tiny")
+    assert (config.decoder, config.decoder_initial_state) == ("bahdanau", "mean_memory")
+    with pytest.raises(ConfigError, match=r"max_caption_tokens: must be >= 1, received 0"):
+        config_lib.load(declaration.config_class, declaration.presets, "tiny", None,
+                        ["max_caption_tokens=0"])
+    result = doctest.testmod(caption_config)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,21 +1,24 @@
 """The captioning config: every option, its default, and the presets.
 
 The decoder, training, evaluation and export options every task shares are
-in `training.core.config.TrainingConfig`; this adds the images, captions
-and the image encoder, and sets Show, Attend and Tell's decoder as the
-default: Bahdanau timing (the query is h_{t-1}), the initial state from
-the mean annotation, the context gate and the doubly stochastic penalty.
+in `training.core.config.TrainingConfig`, and what both caption tasks share
+(Bahdanau timing, the initial state from the mean annotation, the caption
+limits and metrics) in `training.core.caption_config.CaptionTaskConfig`;
+this adds the images, captions and the image encoder, and the rest of Show,
+Attend and Tell's decoder: the context gate and the doubly stochastic
+penalty.
 """
 
 import dataclasses
 from typing import Optional
 
 from training.core.backbones import BACKBONES
-from training.core.config import TrainingConfig, option, task_default
+from training.core.caption_config import CaptionTaskConfig
+from training.core.config import option, task_default
 
 
 @dataclasses.dataclass
-class CaptioningConfig(TrainingConfig):
+class CaptioningConfig(CaptionTaskConfig):
     # --- data -------------------------------------------------------------
     data: str = option(
         "generated", choices=("generated", "folder", "coco"),
@@ -33,32 +36,15 @@ class CaptioningConfig(TrainingConfig):
         0, minimum=0, help="data=generated: distractor marks (grey dots, short lines) per scene.")
     scene_max_objects: int = option(
         3, minimum=1, maximum=3, help="data=generated: each scene has 1 to this many objects.")
-    data_seed: int = option(
-        0, help="data=generated: seed of the scenes; the same seed gives the same data set.")
     images_dir: str = option("", help="data=folder: the folder of the images.")
     captions_file: str = option(
         "", help='data=folder: lines "image,caption", the image relative to images_dir '
                  '(header allowed).')
-    skip_bad_lines: bool = option(
-        False, help="data=folder: skip and count bad lines and unreadable images instead of "
-                    "failing.")
     tfds_data_dir: Optional[str] = option(
         None, help="data=coco: folder of tensorflow-datasets data; null: TFDS's default.")
-    max_train_examples: int = option(
-        0, minimum=0, help="Train on the first this many images only; 0: all.")
-    max_eval_examples: int = option(
-        0, minimum=0, help="Test on the first this many test images; 0: the whole test split.")
-    meteor: bool = option(
-        True, help="Score METEOR too, where Java is installed (about 30 s more).")
     # --- captions ---------------------------------------------------------
     vocab_size: int = option(
         5000, above=4, help="Caption words the model can write, the 4 special tokens included.")
-    min_word_count: int = option(
-        1, minimum=1, help="Words seen fewer times in the training captions are left out of "
-                           "the vocabulary.")
-    max_caption_tokens: int = option(
-        24, minimum=1, help="Longest caption in words: longer ones are cut, decoding stops "
-                            "there.")
     # --- encoder ----------------------------------------------------------
     encoder: str = option(
         "cnn", choices=("cnn", *BACKBONES),
@@ -78,10 +64,6 @@ class CaptioningConfig(TrainingConfig):
     freeze_encoder: bool = option(
         False, help="Keep the backbone's weights as they are: train the decoder alone.")
     # --- Show, Attend and Tell's decoder ------------------------------------
-    decoder: str = task_default("decoder", "bahdanau")
-    decoder_initial_state: str = task_default(
-        "decoder_initial_state", "mean_memory",
-        help="Decoder's first state: zeros, or tanh(W m) of the mean region feature m.")
     context_gate: bool = task_default("context_gate", True)
     attention_regularization: float = task_default(
         "attention_regularization", 1.0,

@@ -1,17 +1,19 @@
 """The video captioning config: every option, its default, and the presets.
 
 The decoder, training, evaluation and export options every task shares are
-in `training.core.config.TrainingConfig`; this adds the clips, captions,
-the frame encoder, the temporal encoder and the model: attention over
-frames, or the mean-pooled baseline. The decoder defaults to Bahdanau
-timing (the query is h_{t-1}, the context fed into the cell) with its
-initial state from the mean annotation, as captioning's; the doubly
-stochastic penalty is off (a still frame need not be looked at).
+in `training.core.config.TrainingConfig`, and what both caption tasks share
+(Bahdanau timing with the initial state from the mean annotation, the
+caption limits and metrics) in
+`training.core.caption_config.CaptionTaskConfig`; this adds the clips,
+captions, the frame encoder, the temporal encoder and the model: attention
+over frames, or the mean-pooled baseline. The doubly stochastic penalty is
+off (a still frame need not be looked at).
 """
 
 import dataclasses
 
-from training.core.config import TrainingConfig, option, task_default
+from training.core.caption_config import CaptionTaskConfig
+from training.core.config import option, task_default
 from training.video import clips
 
 # Frames a clip may have: the export refuses longer clips, a folder clip
@@ -20,7 +22,7 @@ DEFAULT_MAX_FRAMES = clips.MAX_FRAMES
 
 
 @dataclasses.dataclass
-class VideoConfig(TrainingConfig):
+class VideoConfig(CaptionTaskConfig):
     # --- data -------------------------------------------------------------
     data: str = option(
         "generated", choices=("generated", "folder"),
@@ -58,30 +60,14 @@ class VideoConfig(TrainingConfig):
         0.5, minimum=0.0, maximum=1.0,
         help="data=generated: chance that a clip replays the clip before's events in another "
              "order.")
-    data_seed: int = option(
-        0, help="data=generated: seed of the clips; the same seed gives the same data set.")
     clips_dir: str = option(
         "", help="data=folder: the folder of clips (frame folders, GIFs, videos, .npy/.npz).")
     captions_file: str = option(
         "", help='data=folder: lines "clip,caption" (or tab-separated), the clip relative to '
                  'clips_dir.')
-    skip_bad_lines: bool = option(
-        False, help="data=folder: skip and count bad lines and unreadable clips instead of "
-                    "failing.")
-    max_train_examples: int = option(
-        0, minimum=0, help="Train on the first this many clips only; 0: all.")
-    max_eval_examples: int = option(
-        0, minimum=0, help="Test on the first this many test clips; 0: the whole test split.")
-    meteor: bool = option(True, help="Score METEOR too, where Java is installed.")
     # --- captions ---------------------------------------------------------
     vocab_size: int = option(
         1000, above=4, help="Caption words the model can write, the 4 special tokens included.")
-    min_word_count: int = option(
-        1, minimum=1, help="Words seen fewer times in the training captions are left out of "
-                           "the vocabulary.")
-    max_caption_tokens: int = option(
-        24, minimum=1, help="Longest caption in words: longer ones are cut, decoding stops "
-                            "there.")
     # --- model ------------------------------------------------------------
     model: str = option(
         "attention", choices=("attention", "mean_pool"),
@@ -102,10 +88,6 @@ class VideoConfig(TrainingConfig):
         64, minimum=1, help="Temporal encoder size per direction: each frame's annotation "
                             "has 2 x this.")
     # --- decoder ----------------------------------------------------------
-    decoder: str = task_default("decoder", "bahdanau")
-    decoder_initial_state: str = task_default(
-        "decoder_initial_state", "mean_memory",
-        help="Decoder's first state: zeros, or tanh(W m) of the mean frame annotation m.")
     # A still frame need not be looked at: the doubly stochastic penalty is off.
     attention_regularization: float = task_default(
         "attention_regularization", 0.0,
