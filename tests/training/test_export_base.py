@@ -104,6 +104,7 @@ def test_an_exporter_with_several_inputs_and_variants(tmp_path):
     metadata.json with its decoding, beam settings and axes."""
     import tensorflow as tf
 
+    from saved_graph import while_loop_bodies
     from training.core import export as export_lib
     from training.core.export import InputVariant, SequenceExporter
 
@@ -154,6 +155,12 @@ def test_an_exporter_with_several_inputs_and_variants(tmp_path):
     assert by_ids["text"].numpy().tolist() == by_text["text"].numpy().tolist()
     by_method = exporter.greedy(tf.constant([[4, 5, 6, 9]]), tf.constant([3]))
     assert by_method["text"].numpy().tolist() == by_ids["text"].numpy().tolist()
+    # Both variants prepare the same batch structure: their signatures run
+    # one traced decoding loop per method, not a copy each.
+    loops = while_loop_bodies(path)
+    assert loops["serving_default"] and loops["serving_default"] == loops["text_greedy"]
+    assert loops["beam_search"] and loops["beam_search"] == loops["text_beam"]
+    assert not loops["serving_default"] & loops["beam_search"]
 
     class Misnamed(TwoInputs):
         def input_variants(self):

@@ -135,6 +135,13 @@ class SequenceExporter(tf.Module):
         # as signatures (tracked, they were traced a second time to save).
         # autograph=False: decoding loops are keras.ops.while_loop already;
         # converting every Python function on the way halved tracing's speed.
+        # One decoding function per method, called by every variant's
+        # signature: variants whose prepared batches match (video's frames
+        # and GIFs) share one traced loop (a third of video's export time,
+        # and one copy of the loop in the SavedModel).
+        self._decoders = _Untracked({
+            "greedy": tf.function(self._decode_greedy, autograph=False, reduce_retracing=True),
+            "beam": tf.function(self._decode_beam, autograph=False, reduce_retracing=True)})
         functions = {}
         for variant in self.variants:
             if variant.prepare is None:  # one input through `prepare()`
@@ -245,16 +252,15 @@ class SequenceExporter(tf.Module):
         return (tf.function(greedy, input_signature=specs, autograph=False),
                 tf.function(beam, input_signature=specs, autograph=False))
 
-    def _decode(self, prepared, method, **options):
-        """Decodes `prepare()`'s `(source, max_lengths, rows, extras)`."""
-        source, max_lengths, rows, extras = prepared
+    def _decode(self, source, max_lengths, method, **options):
+        """Decodes `prepare()`'s `source` to each row's `max_lengths [B]`."""
         max_lengths = tf.minimum(tf.cast(max_lengths, tf.int32), self.max_output_tokens + 1)
         # The loop runs to the batch's longest limit; shorter rows end at theirs.
         loop_length = tf.maximum(tf.reduce_max(max_lengths), 1)
         result = self.model.generate(source, START_ID, END_ID, loop_length, method=method,
                                      max_lengths=max_lengths,
                                      no_repeat_ngram_size=self.no_repeat_ngram_size, **options)
-        return result, rows, extras
+        return result
 
     def _finish(self, ids, lengths, attention, rows):
         """Words, text and attention of `R` outputs: `ids [R, T]`,
@@ -283,15 +289,23 @@ class SequenceExporter(tf.Module):
         return self._beam_prepared(self.prepare(inputs))
 
     def _greedy_prepared(self, prepared):
-        result, rows, extras = self._decode(prepared, "greedy")
-        outputs = self._finish(result.ids, result.lengths, result.attention, rows)
-        outputs["score"] = tf.where(rows["empty"], 0.0, tf.cast(result.log_probs, tf.float32))
-        return {**outputs, **extras}
+        source, max_lengths, rows, extras = prepared
+        return {**self._decoders.value["greedy"](source, max_lengths, rows), **extras}
 
     def _beam_prepared(self, prepared):
-        result, rows, extras = self._decode(
-            prepared, "beam", beam_width=self.beam_width, length_penalty=self.length_penalty,
-            num_hypotheses=self.num_hypotheses)
+        source, max_lengths, rows, extras = prepared
+        return {**self._decoders.value["beam"](source, max_lengths, rows), **extras}
+
+    def _decode_greedy(self, source, max_lengths, rows):
+        result = self._decode(source, max_lengths, "greedy")
+        outputs = self._finish(result.ids, result.lengths, result.attention, rows)
+        outputs["score"] = tf.where(rows["empty"], 0.0, tf.cast(result.log_probs, tf.float32))
+        return outputs
+
+    def _decode_beam(self, source, max_lengths, rows):
+        result = self._decode(
+            source, max_lengths, "beam", beam_width=self.beam_width,
+            length_penalty=self.length_penalty, num_hypotheses=self.num_hypotheses)
         n = self.num_hypotheses
         batch = tf.shape(result.ids)[0]
 
@@ -307,7 +321,7 @@ class SequenceExporter(tf.Module):
         outputs = {key: unflat(value) for key, value in outputs.items()}
         outputs["score"] = tf.where(rows["empty"][:, None], 0.0,
                                     tf.cast(result.scores, tf.float32))
-        return {**outputs, **extras}
+        return outputs
 
     # ------------------------------------------------------------------ save
     def signatures(self):
