@@ -11,6 +11,13 @@ share the names of `OUTPUT_NAMES`; the metadata names each output's axes
 (`output_axes`) and, for each axis that grows with a batch's longest row,
 the output that holds each row's extent (`axis_lengths`).
 
+Beside them, step-level signatures let a client (or a server that batches
+decoding steps) run the search itself: `encode` (the first input's; a task
+may add more, video's `gif_encode`) turns inputs into the decoding state
+and constants, and `decode_step` turns the previous tokens, state and
+constants into next-token log-probabilities, the new state and the
+attention row; metadata `step_signatures` describes them.
+
 No TensorFlow: a reader of the format starts fast.
 """
 
@@ -21,6 +28,9 @@ import numpy as np
 
 GREEDY_SIGNATURE = "serving_default"
 BEAM_SIGNATURE = "beam_search"
+# Step-level signatures (metadata `step_signatures`): a client runs the search.
+ENCODE_SIGNATURE = "encode"
+DECODE_STEP_SIGNATURE = "decode_step"
 OUTPUT_NAMES = ("text", "tokens", "token_ids", "length", "score", "attention")
 METADATA_PATH = os.path.join("assets.extra", "metadata.json")
 METADATA_FORMAT = 1  # the `format_version` this package writes and reads

@@ -27,6 +27,7 @@ TFSERVING = os.path.join(REPO, "deploy", "tfserving")
 KSERVE = os.path.join(REPO, "deploy", "kserve")
 MODELS_CONFIG = os.path.join(TFSERVING, "models.config")
 SIGNATURES = {"serving_default", "beam_search"}  # every export's
+STEP_SIGNATURES = {"encode", "decode_step"}  # and its step-level ones
 REQUEST_SIGNATURES = SIGNATURES | {"gif_greedy", "gif_beam"}  # and the video export's GIF input
 # The image's entrypoint: --model_base_path=${MODEL_BASE_PATH}/${MODEL_NAME},
 # MODEL_BASE_PATH=/models (tensorflow_serving/tools/docker/Dockerfile).
@@ -406,8 +407,11 @@ def test_export_contract(export_base, fresh_runs, name):
     assert ops_without_cpu_kernel(version_dir) == []
 
     out, input_name, batch = fresh_runs[name]
-    assert set(out["specs"]) == SIGNATURES
-    for signature, specs in out["specs"].items():
-        assert specs["inputs"] == {input_name: {"dtype": "string", "shape": [-1]}}, signature
+    assert set(out["specs"]) == SIGNATURES | STEP_SIGNATURES
+    for signature in SIGNATURES | {"encode"}:
+        assert out["specs"][signature]["inputs"] == {
+            input_name: {"dtype": "string", "shape": [-1]}}, signature
+    for signature in SIGNATURES:
         assert len(out["signatures"][signature]["text"]) == batch
+    assert len(out["signatures"]["encode"]["row_limits"]) == batch
     check_metadata_matches_signatures(out)

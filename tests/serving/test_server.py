@@ -122,6 +122,7 @@ def test_status_of_a_model_and_of_a_version(server):
 
 def test_metadata_lists_the_savedmodels_signatures(server, translator_dir):
     import tensorflow as tf
+    from tensorflow.core.framework.types_pb2 import DataType
 
     client, _ = server
     status, answer = client.get("/v1/models/translator/metadata")
@@ -134,7 +135,7 @@ def test_metadata_lists_the_savedmodels_signatures(server, translator_dir):
         described = signatures[key]
         assert described["method_name"] == "tensorflow/serving/predict"
         for name, spec in function.structured_input_signature[1].items():
-            assert described["inputs"][name]["dtype"] == "DT_" + spec.dtype.name.upper()
+            assert described["inputs"][name]["dtype"] == DataType.Name(spec.dtype.as_datatype_enum)
             assert [int(d["size"]) for d in described["inputs"][name]["tensor_shape"]["dim"]] \
                 == [-1 if d is None else d for d in spec.shape]
         assert set(described["outputs"]) == set(function.structured_outputs)

@@ -38,6 +38,8 @@ import tensorflow as tf
 
 from keras_attention.export_format import (
     BEAM_SIGNATURE,
+    DECODE_STEP_SIGNATURE,
+    ENCODE_SIGNATURE,
     GREEDY_SIGNATURE,
     METADATA_FORMAT,
     METADATA_PATH,
@@ -64,6 +66,9 @@ class InputVariant(NamedTuple):
             `SequenceExporter.prepare`; None: `SequenceExporter.prepare` on
             the one input (the exporters with a single input).
         description: Optional words for metadata.json.
+        encode_signature: The key of its step-level `encode` signature
+            (the first variant's: `encode`, its default); None: no step
+            signature for this variant.
 
     Example (video's GIF input):
 
@@ -78,6 +83,7 @@ class InputVariant(NamedTuple):
     kinds: dict
     prepare: Optional[Callable] = None
     description: Optional[str] = None
+    encode_signature: Optional[str] = None
 
 
 class _Untracked:
@@ -153,6 +159,14 @@ class SequenceExporter(tf.Module):
             functions[variant.greedy_signature] = greedy
             functions[variant.beam_signature] = beam
         self._functions = _Untracked(functions)
+        # Step-level signatures: `encode` per variant that names one, and one
+        # `decode_step`, whose input specs are the traced encode's outputs.
+        self._encoders = _Untracked({
+            variant.encode_signature: tf.function(
+                self._encode_function(variant), input_signature=list(variant.specs.values()),
+                autograph=False)
+            for variant in self.variants if variant.encode_signature})
+        self._step_layout = _Untracked(None)  # (state, constants) structures, once traced
 
     @property
     def model(self):
@@ -226,7 +240,11 @@ class SequenceExporter(tf.Module):
                 GREEDY_SIGNATURE, BEAM_SIGNATURE):
             raise ValueError(f"the first input variant must have the signatures "
                              f"{GREEDY_SIGNATURE} and {BEAM_SIGNATURE}")
-        keys = [key for v in variants for key in (v.greedy_signature, v.beam_signature)]
+        if variants[0].encode_signature is None:
+            variants[0] = variants[0]._replace(encode_signature=ENCODE_SIGNATURE)
+        keys = [key for v in variants
+                for key in (v.greedy_signature, v.beam_signature, v.encode_signature) if key]
+        keys.append(DECODE_STEP_SIGNATURE)
         if len(set(keys)) != len(keys):
             raise ValueError(f"input variants repeat a signature name: {keys}")
         for variant in variants:
@@ -323,10 +341,93 @@ class SequenceExporter(tf.Module):
                                     tf.cast(result.scores, tf.float32))
         return outputs
 
+    # ----------------------------------------------------------- step level
+    def _encode_function(self, variant):
+        """The `encode` function of a variant: its inputs -> the search's
+        initial state and constants, flat (`state_<i>`, `STEP_CONSTANTS`),
+        and `empty [B]`."""
+        prepare = variant.prepare or self.prepare
+
+        def encode(*inputs):
+            source, max_lengths, rows, _ = prepare(*inputs)
+            max_lengths = tf.minimum(tf.cast(max_lengths, tf.int32), self.max_output_tokens + 1)
+            _, state, constants, _ = self.model.search_setup(
+                source, END_ID, self.max_output_tokens + 1, max_lengths,
+                self.no_repeat_ngram_size)
+            layout = (tf.nest.map_structure(lambda _: 0, state),
+                      tf.nest.map_structure(lambda _: 0, constants))
+            if self._step_layout.value not in (None, layout):
+                raise ValueError(f"{variant.encode_signature}: another decoding state than "
+                                 f"the other encode signatures'")
+            self._step_layout.value = layout
+            return {**self._flat_state(state), **_flat_constants(constants),
+                    "empty": rows["empty"]}
+
+        encode.__name__ = variant.encode_signature
+        return encode
+
+    @staticmethod
+    def _flat_state(state):
+        return {f"state_{index}": tensor for index, tensor in enumerate(tf.nest.flatten(state))}
+
+    def _decode_step(self, tokens, *flat):
+        """One search step on `encode`'s flat state and constants:
+        `log_probs [B, V]` (after the repetition guard and the row limits),
+        `attention [B, S]` and the new `state_<i>`."""
+        state_layout, constants_layout = self._step_layout.value
+        count = len(tf.nest.flatten(state_layout))
+        state = tf.nest.pack_sequence_as(state_layout, list(flat[:count]))
+        constants = tf.nest.pack_sequence_as(constants_layout, list(flat[count:]))
+        step_fn = self.model.search_step(END_ID, self.max_output_tokens + 1, row_limits=True,
+                                         no_repeat_ngram_size=self.no_repeat_ngram_size)
+        logits, state, attention = step_fn(tokens, state, constants)
+        return {"log_probs": tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1),
+                "attention": tf.cast(attention, tf.float32), **self._flat_state(state)}
+
+    def step_signatures(self):
+        """Signature key -> concrete function of `encode` (each variant's that
+        has one) and `decode_step`."""
+        encodes = {key: function.get_concrete_function()
+                   for key, function in self._encoders.value.items()}
+        outputs = encodes[ENCODE_SIGNATURE].structured_outputs
+        names = [*self._flat_state(self._step_layout.value[0]), *STEP_CONSTANTS]
+        specs = [tf.TensorSpec([None], tf.int32, name="tokens")] + [
+            tf.TensorSpec(outputs[name].shape, outputs[name].dtype, name=name)
+            for name in names]
+        step = tf.function(self._decode_step, input_signature=specs, autograph=False)
+        return {**encodes, DECODE_STEP_SIGNATURE: step.get_concrete_function()}
+
+    def _step_metadata(self, signatures):
+        """metadata.json's `step_signatures`."""
+        encoders = {variant.encode_signature: variant for variant in self.variants}
+        described = {}
+        for key, function in signatures.items():
+            if key in encoders:
+                variant = encoders[key]
+                inputs = {name: {**_spec_json(spec), "kind": variant.kinds[name]}
+                          for name, spec in variant.specs.items()}
+            else:
+                inputs = {spec.name: _spec_json(spec)
+                          for spec in function.structured_input_signature[0]}
+            described[key] = {"inputs": inputs,
+                              "outputs": _specs_json(function.structured_outputs)}
+        state = sorted((name for name in described[DECODE_STEP_SIGNATURE]["outputs"]
+                        if name.startswith("state_")), key=lambda name: int(name[6:]))
+        described[DECODE_STEP_SIGNATURE].update(
+            state=state, constants=list(STEP_CONSTANTS), start_token=START_ID,
+            end_token=END_ID, pad_token=PAD_ID,
+            # Rows of requests with other source lengths join padded along
+            # this axis, the padding masked out by `memory_mask`.
+            source_axis={"memory": 1, "memory_mask": 1, "projected_keys": 1})
+        return described
+
     # ------------------------------------------------------------------ save
     def signatures(self):
-        return {key: function.get_concrete_function()
-                for key, function in self.signature_functions.items()}
+        """Signature key -> concrete function: the whole-sequence signatures,
+        then the step-level ones."""
+        whole = {key: function.get_concrete_function()
+                 for key, function in self.signature_functions.items()}
+        return {**whole, **self.step_signatures()}
 
     def _beam_signatures(self):
         return {variant.beam_signature for variant in self.variants}
@@ -339,6 +440,8 @@ class SequenceExporter(tf.Module):
         variant_of = {key: variant for variant in self.variants
                       for key in (variant.greedy_signature, variant.beam_signature)}
         for key, function in signatures.items():
+            if key not in variant_of:  # a step-level signature
+                continue
             outputs = function.structured_outputs
             variant = variant_of[key]
             described[key] = {
@@ -362,6 +465,9 @@ class SequenceExporter(tf.Module):
             "package_version": __version__,
             "default_signature": GREEDY_SIGNATURE,
             "signatures": described,
+            "step_signatures": self._step_metadata(
+                {key: function for key, function in signatures.items()
+                 if key not in variant_of}),
             "target_vocabulary_size": self.target_vocabulary.size,
             "max_output_tokens": self.max_output_tokens,
             "no_repeat_ngram_size": self.no_repeat_ngram_size,
@@ -401,6 +507,22 @@ class SequenceExporter(tf.Module):
             shutil.rmtree(stale)
         os.replace(partial, version_dir)
         return version_dir
+
+
+# `encode`'s constants of the search, in `search_setup`'s nesting order.
+STEP_CONSTANTS = ("memory", "memory_mask", "projected_keys", "row_limits")
+
+
+def _flat_constants(constants):
+    flat = tf.nest.flatten(constants)
+    if len(flat) != len(STEP_CONSTANTS):
+        raise ValueError(f"the search's constants are {len(flat)} tensors, expected "
+                         f"{STEP_CONSTANTS}")
+    return dict(zip(STEP_CONSTANTS, flat))
+
+
+def _specs_json(specs):
+    return {name: _spec_json(spec) for name, spec in specs.items()}
 
 
 def _spec_json(spec):

@@ -180,21 +180,45 @@ class AttentionSeq2Seq(keras.Model):
             A `keras_attention.decoding.DecodingResult`.
         """
         search = decoding.get(method)
+        step_fn, state, constants, batch_size = self.search_setup(
+            source, end_token, max_length, max_lengths, no_repeat_ngram_size)
+        start_tokens = ops.full((batch_size,), start_token, dtype="int32")
+        return search(step_fn=step_fn, initial_state=state, start_tokens=start_tokens,
+                      end_token=end_token, max_length=max_length, constants=constants,
+                      **options)
+
+    def search_setup(self, source, end_token, max_length, max_lengths=None,
+                     no_repeat_ngram_size=0):
+        """Encodes once: `(step_fn, initial_state, constants, B)` of a search.
+
+        `step_fn(tokens [B], state, constants) -> (logits [B, V], state,
+        attention [B, S])` applies the repetition guard and the row limits;
+        every tensor of `state` and `constants` is `[B, ...]`, so a search
+        (or a server) may reorder, repeat or join rows. `max_length` sets
+        the guard's history width (`max_length + 1`); a wider history gives
+        the same answers (its unused positions are never compared).
+        """
         state, constants = self.decoding_inputs(source)
         batch_size = ops.shape(constants[0])[0]
-        start_tokens = ops.full((batch_size,), start_token, dtype="int32")
+        if no_repeat_ngram_size:
+            state = initial_guard_state(state, batch_size, max_length)
+        if max_lengths is not None:
+            state = (state, ops.zeros((batch_size,), "int32"))
+            constants = (constants, ops.cast(max_lengths, "int32"))
+        step_fn = self.search_step(end_token, max_length, max_lengths is not None,
+                                   no_repeat_ngram_size)
+        return step_fn, state, constants, batch_size
+
+    def search_step(self, end_token, max_length, row_limits=False, no_repeat_ngram_size=0):
+        """`search_setup`'s step function alone (no encoding): `self.step`
+        under the repetition guard, then the row limits when `row_limits`."""
         step_fn = self.step
         if no_repeat_ngram_size:
             # Inside the row limits, so a row's forced end token is never blocked.
             step_fn = block_repeated_ngrams(step_fn, no_repeat_ngram_size, max_length)
-            state = initial_guard_state(state, batch_size, max_length)
-        if max_lengths is not None:
+        if row_limits:
             step_fn = end_at_row_limits(step_fn, end_token)
-            state = (state, ops.zeros((batch_size,), "int32"))
-            constants = (constants, ops.cast(max_lengths, "int32"))
-        return search(step_fn=step_fn, initial_state=state, start_tokens=start_tokens,
-                      end_token=end_token, max_length=max_length, constants=constants,
-                      **options)
+        return step_fn
 
     def get_config(self):
         config = super().get_config()

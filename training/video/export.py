@@ -29,6 +29,9 @@ Signatures, for a model trained on frames (`source=frames`):
 A model trained on precomputed features (`source=features`) has only
 `serving_default` and `beam_search`, taking `features` and `lengths`.
 
+Step-level signatures (`training.core.export`): `encode` on the first
+inputs, `gif_encode` and `features_encode` on the others, and `decode_step`.
+
 The mean-pooled model (`model=mean_pool`) attends to one position, the
 frames' mean; its `attention` is returned as what that mean is: weight
 `1 / frame_count` on each of the clip's frames.
@@ -116,10 +119,11 @@ class VideoCaptioner(SequenceExporter):
             {"video_bytes": tf.TensorSpec([None], tf.string, name="video_bytes")},
             {"video_bytes": "video"},
             prepare=self.prepare_gif,
-            description="one animated GIF per clip")
+            description="one animated GIF per clip", encode_signature="gif_encode")
         return [frames, gif, features._replace(
             greedy_signature=FEATURES_SIGNATURES[0], beam_signature=FEATURES_SIGNATURES[1],
-            description=features.description + ", as the model's frame encoder makes them")]
+            description=features.description + ", as the model's frame encoder makes them",
+            encode_signature="features_encode")]
 
     def _check_clips(self, what, clips, lengths):
         """Asserts on a batch of clips `[B, T, ...]` and its `lengths [B]`;
