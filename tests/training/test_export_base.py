@@ -156,11 +156,15 @@ def test_an_exporter_with_several_inputs_and_variants(tmp_path):
     by_method = exporter.greedy(tf.constant([[4, 5, 6, 9]]), tf.constant([3]))
     assert by_method["text"].numpy().tolist() == by_ids["text"].numpy().tolist()
     # Both variants prepare the same batch structure: their signatures run
-    # one traced decoding loop per method, not a copy each.
+    # one traced decoding loop per method, not a copy each; every signature
+    # runs one traced encoder (its recurrent loops), `encode` included.
     loops = while_loop_bodies(path)
-    assert loops["serving_default"] and loops["serving_default"] == loops["text_greedy"]
-    assert loops["beam_search"] and loops["beam_search"] == loops["text_beam"]
-    assert not loops["serving_default"] & loops["beam_search"]
+    assert loops["serving_default"] == loops["text_greedy"]
+    assert loops["beam_search"] == loops["text_beam"]
+    encoder = loops["serving_default"] & loops["beam_search"]
+    assert len(encoder) == 2 and loops["encode"] == encoder  # the BiGRU's two directions
+    assert len(loops["serving_default"] - encoder) == 1 and loops["beam_search"] - encoder
+    assert loops["decode_step"] == set()  # one step: no loop
 
     class Misnamed(TwoInputs):
         def input_variants(self):

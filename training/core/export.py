@@ -45,6 +45,7 @@ from keras_attention.export_format import (
     METADATA_PATH,
     read_metadata,
 )
+from keras_attention import decoding
 from training.core.decoding_options import DecodingOptions
 from training.core.text import END_ID, PAD_ID, START_ID, detokenize_words
 
@@ -145,6 +146,13 @@ class SequenceExporter(tf.Module):
         # signature: variants whose prepared batches match (video's frames
         # and GIFs) share one traced loop (a third of video's export time,
         # and one copy of the loop in the SavedModel).
+        # The search's two pieces, each traced once per input structure and
+        # called by every signature, the whole-sequence loops and the
+        # step-level ones alike: the encoder's run with the initial state,
+        # and one step under the repetition guard and the row limits.
+        self._search = _Untracked({
+            "start": tf.function(self._search_start, autograph=False, reduce_retracing=True),
+            "step": tf.function(self._search_step, autograph=False, reduce_retracing=True)})
         self._decoders = _Untracked({
             "greedy": tf.function(self._decode_greedy, autograph=False, reduce_retracing=True),
             "beam": tf.function(self._decode_beam, autograph=False, reduce_retracing=True)})
@@ -275,10 +283,25 @@ class SequenceExporter(tf.Module):
         max_lengths = tf.minimum(tf.cast(max_lengths, tf.int32), self.max_output_tokens + 1)
         # The loop runs to the batch's longest limit; shorter rows end at theirs.
         loop_length = tf.maximum(tf.reduce_max(max_lengths), 1)
-        result = self.model.generate(source, START_ID, END_ID, loop_length, method=method,
-                                     max_lengths=max_lengths,
-                                     no_repeat_ngram_size=self.no_repeat_ngram_size, **options)
-        return result
+        state, constants = self._search.value["start"](source, max_lengths)
+        start_tokens = tf.fill(tf.shape(max_lengths), START_ID)
+        return decoding.get(method)(
+            step_fn=self._search.value["step"], initial_state=state, start_tokens=start_tokens,
+            end_token=END_ID, max_length=loop_length, constants=constants, **options)
+
+    def _search_start(self, source, max_lengths):
+        """`(state, constants)` of a search on `source` whose rows end at
+        `max_lengths [B]` (`AttentionSeq2Seq.search_setup`; the repetition
+        guard's history as wide as the longest output allows)."""
+        _, state, constants, _ = self.model.search_setup(
+            source, END_ID, self.max_output_tokens + 1, max_lengths, self.no_repeat_ngram_size)
+        return state, constants
+
+    def _search_step(self, tokens, state, constants):
+        """`(logits [B, V], state, attention [B, S])`: one step of the search."""
+        step_fn = self.model.search_step(END_ID, self.max_output_tokens + 1, row_limits=True,
+                                         no_repeat_ngram_size=self.no_repeat_ngram_size)
+        return step_fn(tokens, state, constants)
 
     def _finish(self, ids, lengths, attention, rows):
         """Words, text and attention of `R` outputs: `ids [R, T]`,
@@ -351,9 +374,7 @@ class SequenceExporter(tf.Module):
         def encode(*inputs):
             source, max_lengths, rows, _ = prepare(*inputs)
             max_lengths = tf.minimum(tf.cast(max_lengths, tf.int32), self.max_output_tokens + 1)
-            _, state, constants, _ = self.model.search_setup(
-                source, END_ID, self.max_output_tokens + 1, max_lengths,
-                self.no_repeat_ngram_size)
+            state, constants = self._search.value["start"](source, max_lengths)
             layout = (tf.nest.map_structure(lambda _: 0, state),
                       tf.nest.map_structure(lambda _: 0, constants))
             if self._step_layout.value not in (None, layout):
@@ -378,9 +399,7 @@ class SequenceExporter(tf.Module):
         count = len(tf.nest.flatten(state_layout))
         state = tf.nest.pack_sequence_as(state_layout, list(flat[:count]))
         constants = tf.nest.pack_sequence_as(constants_layout, list(flat[count:]))
-        step_fn = self.model.search_step(END_ID, self.max_output_tokens + 1, row_limits=True,
-                                         no_repeat_ngram_size=self.no_repeat_ngram_size)
-        logits, state, attention = step_fn(tokens, state, constants)
+        logits, state, attention = self._search.value["step"](tokens, state, constants)
         return {"log_probs": tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1),
                 "attention": tf.cast(attention, tf.float32), **self._flat_state(state)}
 
