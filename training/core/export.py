@@ -21,6 +21,11 @@ outputs.
 A task may add outputs (translation: `source_tokens`). T is the longest
 output in the batch; each row's answer depends on that row alone (its
 length limit included), so batching requests never changes an answer.
+Step-level signatures let a client run the search one step at a time:
+`encode` (each variant may name one; the first variant's is `encode`)
+returns the search's initial state and constants, `decode_step` one step's
+log-probabilities, attention and new state (`step_signatures()`).
+
 `assets.extra/metadata.json` describes all of it for servers and the CLI:
 each output's axes by name (`output_axes`), and for each axis that grows
 with the batch's longest row, the output holding each row's extent
@@ -36,6 +41,7 @@ from typing import Callable, NamedTuple, Optional
 
 import tensorflow as tf
 
+from keras_attention import decoding
 from keras_attention.export_format import (
     BEAM_SIGNATURE,
     DECODE_STEP_SIGNATURE,
@@ -45,7 +51,6 @@ from keras_attention.export_format import (
     METADATA_PATH,
     read_metadata,
 )
-from keras_attention import decoding
 from training.core.decoding_options import DecodingOptions
 from training.core.text import END_ID, PAD_ID, START_ID, detokenize_words
 
@@ -142,14 +147,12 @@ class SequenceExporter(tf.Module):
         # as signatures (tracked, they were traced a second time to save).
         # autograph=False: decoding loops are keras.ops.while_loop already;
         # converting every Python function on the way halved tracing's speed.
-        # One decoding function per method, called by every variant's
-        # signature: variants whose prepared batches match (video's frames
-        # and GIFs) share one traced loop (a third of video's export time,
-        # and one copy of the loop in the SavedModel).
-        # The search's two pieces, each traced once per input structure and
-        # called by every signature, the whole-sequence loops and the
-        # step-level ones alike: the encoder's run with the initial state,
-        # and one step under the repetition guard and the row limits.
+        # Traced once per input structure, called by every signature: the
+        # search's start (the encoder's run, the initial state) and step
+        # (under the repetition guard and the row limits), shared by the
+        # loops and the step-level signatures; and one loop per method,
+        # shared by the variants whose prepared batches match (video's
+        # frames and GIFs). Each piece is one copy in the SavedModel.
         self._search = _Untracked({
             "start": tf.function(self._search_start, autograph=False, reduce_retracing=True),
             "step": tf.function(self._search_step, autograph=False, reduce_retracing=True)})
