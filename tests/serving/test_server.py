@@ -165,6 +165,41 @@ def test_columnar_format_and_named_instances(server, translator_dir):
     assert_same(answer["predictions"], rows_of(expected))
 
 
+def test_a_greedy_search_over_the_step_signatures(server, translator_dir):
+    """A client decodes through `encode` and `decode_step` over REST (state
+    and constants sent back each step, columnar JSON) and gets the greedy
+    signature's token ids; the empty row (`empty`) gets none."""
+    from keras_attention.export_format import read_metadata
+
+    client, _ = server
+    step = read_metadata(f"{translator_dir}/1")["step_signatures"]["decode_step"]
+    status, answer = client.post("/v1/models/translator:predict",
+                                 {"signature_name": "encode", "inputs": SENTENCES[:4]})
+    assert status == 200, answer
+    carried = answer["outputs"]
+    tokens = [step["start_token"]] * 4
+    ids, finished = [[] for _ in tokens], [False] * 4
+    for _ in range(max(carried["row_limits"])):
+        inputs = {name: carried[name] for name in step["state"] + step["constants"]}
+        status, out = client.post("/v1/models/translator:predict",
+                                  {"signature_name": "decode_step",
+                                   "inputs": {"tokens": tokens, **inputs}})
+        assert status == 200, out
+        out = out["outputs"]
+        carried.update({name: out[name] for name in step["state"]})
+        tokens = [int(np.argmax(row)) for row in out["log_probs"]]
+        for row, token in enumerate(tokens):
+            finished[row] = finished[row] or token == step["end_token"]
+            if not finished[row]:
+                ids[row].append(token)
+        if all(finished):
+            break
+    ids = [[] if empty else row for row, empty in zip(ids, carried["empty"])]  # ""
+    expected = reference(translator_dir, "serving_default", SENTENCES[:4], "source_text")
+    want = [row[:length] for row, length in zip(expected["token_ids"], expected["length"])]
+    assert ids == want and any(want)
+
+
 def test_images_as_base64_in_both_formats(server, captioner_dir):
     client, _ = server
     images = [png_bytes(1), png_bytes(2, size=(40, 17))]
