@@ -16,7 +16,10 @@ decoding steps) run the search itself: `encode` (the first input's; a task
 may add more, video's `gif_encode`) turns inputs into the decoding state
 and constants, and `decode_step` turns the previous tokens, state and
 constants into next-token log-probabilities, the new state and the
-attention row; metadata `step_signatures` describes them.
+attention row; `finish` turns a finished search's token ids, lengths and
+attention (with `encode`'s `rows`) into the answer's `text`, `tokens`,
+`token_ids`, `length` and `attention`, and `encode`'s `extras` are answer
+outputs as they are. Metadata `step_signatures` describes them.
 
 No TensorFlow: a reader of the format starts fast.
 """
@@ -31,6 +34,7 @@ BEAM_SIGNATURE = "beam_search"
 # Step-level signatures (metadata `step_signatures`): a client runs the search.
 ENCODE_SIGNATURE = "encode"
 DECODE_STEP_SIGNATURE = "decode_step"
+FINISH_SIGNATURE = "finish"
 OUTPUT_NAMES = ("text", "tokens", "token_ids", "length", "score", "attention")
 METADATA_PATH = os.path.join("assets.extra", "metadata.json")
 METADATA_FORMAT = 1  # the `format_version` this package writes and reads

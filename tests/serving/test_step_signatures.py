@@ -93,7 +93,7 @@ def test_translation_steps_give_the_whole_answers(translator_dir):
     metadata = check_export(f"{translator_dir}/1", "encode", "serving_default", "beam_search",
                             {"source_text": tf.constant(SENTENCES)})
     described = metadata["step_signatures"]
-    assert set(described) == {"encode", "decode_step"}
+    assert set(described) == {"encode", "decode_step", "finish"}
     assert set(described["encode"]["inputs"]) == {"source_text"}
     step = described["decode_step"]
     assert set(step["inputs"]) == {"tokens", *step["state"], *step["constants"]}
@@ -148,4 +148,4 @@ def test_video_steps_give_the_whole_answers(video_captioner_dir, variant):
         keys = ("features_encode", "features_greedy", "features_beam")
     metadata = check_export(f"{video_captioner_dir}/1", *keys, inputs)
     assert set(metadata["step_signatures"]) == {"encode", "gif_encode", "features_encode",
-                                                "decode_step"}
+                                                "decode_step", "finish"}

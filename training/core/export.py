@@ -24,7 +24,9 @@ length limit included), so batching requests never changes an answer.
 Step-level signatures let a client run the search one step at a time:
 `encode` (each variant may name one; the first variant's is `encode`)
 returns the search's initial state and constants, `decode_step` one step's
-log-probabilities, attention and new state (`step_signatures()`).
+log-probabilities, attention and new state, and `finish` turns a finished
+search's token ids into the answer's words, text and attention
+(`step_signatures()`).
 
 `assets.extra/metadata.json` describes all of it for servers and the CLI:
 each output's axes by name (`output_axes`), and for each axis that grows
@@ -46,6 +48,7 @@ from keras_attention.export_format import (
     BEAM_SIGNATURE,
     DECODE_STEP_SIGNATURE,
     ENCODE_SIGNATURE,
+    FINISH_SIGNATURE,
     GREEDY_SIGNATURE,
     METADATA_FORMAT,
     METADATA_PATH,
@@ -178,6 +181,7 @@ class SequenceExporter(tf.Module):
                 autograph=False)
             for variant in self.variants if variant.encode_signature})
         self._step_layout = _Untracked(None)  # (state, constants) structures, once traced
+        self._answer_inputs = _Untracked(None)  # (row names, extra output names), once traced
 
     @property
     def model(self):
@@ -371,11 +375,12 @@ class SequenceExporter(tf.Module):
     def _encode_function(self, variant):
         """The `encode` function of a variant: its inputs -> the search's
         initial state and constants, flat (`state_<i>`, `STEP_CONSTANTS`),
-        and `empty [B]`."""
+        the rows `finish` takes (`empty [B]` and the task's) and the task's
+        extra outputs (translation's `source_tokens`)."""
         prepare = variant.prepare or self.prepare
 
         def encode(*inputs):
-            source, max_lengths, rows, _ = prepare(*inputs)
+            source, max_lengths, rows, extras = prepare(*inputs)
             max_lengths = tf.minimum(tf.cast(max_lengths, tf.int32), self.max_output_tokens + 1)
             state, constants = self._search.value["start"](source, max_lengths)
             layout = (tf.nest.map_structure(lambda _: 0, state),
@@ -384,8 +389,13 @@ class SequenceExporter(tf.Module):
                 raise ValueError(f"{variant.encode_signature}: another decoding state than "
                                  f"the other encode signatures'")
             self._step_layout.value = layout
-            return {**self._flat_state(state), **_flat_constants(constants),
-                    "empty": rows["empty"]}
+            names = (sorted(rows), sorted(extras))
+            if self._answer_inputs.value not in (None, names):
+                raise ValueError(f"{variant.encode_signature}: other rows or extra outputs "
+                                 f"than the other encode signatures'")
+            self._answer_inputs.value = names
+            # `rows` feed `finish`; `extras` go into the answer as they are.
+            return {**self._flat_state(state), **_flat_constants(constants), **rows, **extras}
 
         encode.__name__ = variant.encode_signature
         return encode
@@ -417,12 +427,29 @@ class SequenceExporter(tf.Module):
             tf.TensorSpec(outputs[name].shape, outputs[name].dtype, name=name)
             for name in names]
         step = tf.function(self._decode_step, input_signature=specs, autograph=False)
-        return {**encodes, DECODE_STEP_SIGNATURE: step.get_concrete_function()}
+        row_names = self._answer_inputs.value[0]
+        finish_specs = [tf.TensorSpec([None, None], tf.int32, name="token_ids"),
+                        tf.TensorSpec([None], tf.int32, name="length"),
+                        tf.TensorSpec([None, None, None], tf.float32, name="attention")] + [
+            tf.TensorSpec(outputs[name].shape, outputs[name].dtype, name=name)
+            for name in row_names]
+        finish = tf.function(self._finish_rows, input_signature=finish_specs, autograph=False)
+        return {**encodes, DECODE_STEP_SIGNATURE: step.get_concrete_function(),
+                FINISH_SIGNATURE: finish.get_concrete_function()}
+
+    def _finish_rows(self, token_ids, length, attention, *rows):
+        """`finish`: a search's `token_ids [R, T]`, `length [R]` and
+        `attention [R, T, S]` (S: the rows' own memory length) and `encode`'s
+        rows -> the answer's `text`, `tokens`, `token_ids`, `length` and
+        `attention`, as the whole-sequence signatures give them."""
+        rows = dict(zip(self._answer_inputs.value[0], rows))
+        return self._finish(token_ids, length, attention, rows)
 
     def _step_metadata(self, signatures):
         """metadata.json's `step_signatures`."""
         encoders = {variant.encode_signature: variant for variant in self.variants}
         described = {}
+        row_names, extra_names = self._answer_inputs.value
         for key, function in signatures.items():
             if key in encoders:
                 variant = encoders[key]
@@ -433,6 +460,9 @@ class SequenceExporter(tf.Module):
                           for spec in function.structured_input_signature[0]}
             described[key] = {"inputs": inputs,
                               "outputs": _specs_json(function.structured_outputs)}
+            if key in encoders:
+                # `rows`: what `finish` takes of them; `extras`: answer outputs.
+                described[key].update(rows=row_names, extras=extra_names)
         state = sorted((name for name in described[DECODE_STEP_SIGNATURE]["outputs"]
                         if name.startswith("state_")), key=lambda name: int(name[6:]))
         described[DECODE_STEP_SIGNATURE].update(
@@ -477,6 +507,8 @@ class SequenceExporter(tf.Module):
             }
             if variant.description:
                 described[key]["description"] = variant.description
+            if variant.encode_signature:  # the same inputs, decoded step by step
+                described[key]["encode_signature"] = variant.encode_signature
         for key in self._beam_signatures():
             described[key].update(beam_width=self.beam_width,
                                   num_hypotheses=self.num_hypotheses,
