@@ -7,13 +7,19 @@ client written against one server works against the other):
   (`instances`) or columnar (`inputs`) format -> `predictions` / `outputs`;
 - `GET  /v1/models/<name>[/versions/<v> | /labels/<l>]` -> version status;
 - `GET  /v1/models/<name>[...]/metadata` -> signature defs;
-- `GET  /monitoring/prometheus/metrics` -> Prometheus text format.
+- `GET  /monitoring/prometheus/metrics` -> Prometheus text format;
+- `POST /v1/models/<name>[...]:generate_stream`, a `:predict` body of one
+  row -> server-sent events: `token` (`{"token", "id", "attention"}`) for
+  each output token as it is decoded, then `answer`, the `:predict` answer
+  (`error` instead, if decoding fails midway).
 
 Errors answer `{"error": "..."}` with the HTTP status TF Serving gives the
 same condition (400 bad input, 404 unknown model or version, 413 a body
 over the limit). Model calls run in a bounded thread pool, so requests
 run in parallel and the event loop stays free; with batching on,
-concurrent requests are merged (`batching.DynamicBatcher`).
+concurrent requests are merged (`batching.DynamicBatcher`); with continuous
+batching on, requests join and leave one running decoding batch at every
+step (`continuous_batching.ContinuousBatcher`, which also streams).
 
 Example:
 
@@ -34,11 +40,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from keras_attention.serving import rest_json
 from keras_attention.serving.batching import BatchingOptions, DynamicBatcher
+from keras_attention.serving.continuous_batching import ContinuousBatcher, ContinuousOptions
 from keras_attention.serving.errors import (InvalidArgument, NotFound, PayloadTooLarge,
                                             ServingError)
 from keras_attention.serving.explorer import explorer_routes
@@ -48,7 +55,7 @@ ACCESS_LOG = logging.getLogger("keras_attention.serving.access")
 
 # TF Serving's (http_rest_api_util.cc), case-insensitive as there.
 PREDICT_PATH = re.compile(r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
-                          r":(classify|regress|predict)")
+                          r":(classify|regress|predict|generate_stream)")
 STATUS_PATH = re.compile(r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|"
                          r"(?:/labels/([^/:]+)))?(?:\/(metadata))?")
 METRICS_PATH = "/monitoring/prometheus/metrics"
@@ -65,6 +72,8 @@ class ServerOptions(NamedTuple):
     max_request_rows: Most rows (batch size) in one request.
     num_threads: Model calls that may run at once (`--rest_api_num_threads`).
     enable_batching / batching: merge concurrent requests, and how.
+    continuous_batching / continuous: decode `:predict` requests step by
+        step in one running batch, and its bound.
     explorer: serve the attention explorer page (`explorer.py`).
     """
 
@@ -73,6 +82,8 @@ class ServerOptions(NamedTuple):
     num_threads: int = 4
     enable_batching: bool = False
     batching: BatchingOptions = BatchingOptions()
+    continuous_batching: bool = False
+    continuous: ContinuousOptions = ContinuousOptions()
     explorer: bool = True
 
 
@@ -94,6 +105,26 @@ class _Metrics:
         self.in_flight = Gauge("keras_attention_serving_requests_in_flight",
                                "Model API requests received and not yet answered.",
                                registry=self.registry)
+        self.decoding_steps = Counter("keras_attention_serving_decoding_steps",
+                                      "Steps of the running decoding batch (continuous "
+                                      "batching and streams).", registry=self.registry)
+        self.decoding_rows = Gauge("keras_attention_serving_decoding_rows_in_flight",
+                                   "Rows in the running decoding batch.",
+                                   registry=self.registry)
+        self.steps_per_second = Gauge("keras_attention_serving_decoding_steps_per_second",
+                                      "Decoding steps per second over the last 5 seconds.",
+                                      registry=self.registry)
+
+    def watch(self, continuous):
+        """Reads the running batch's figures at each scrape."""
+        self.decoding_rows.set_function(lambda: continuous.rows_in_flight)
+        self.steps_per_second.set_function(continuous.steps_per_second)
+
+        def on_step(rows):
+            self.decoding_steps.inc()
+            self.batch_rows.observe(rows)
+
+        continuous.on_step = on_step
 
 
 def create_app(repository, options=ServerOptions()):
@@ -106,6 +137,8 @@ def create_app(repository, options=ServerOptions()):
 
     batcher = DynamicBatcher(options.batching, run_in_thread, options.num_threads)
     batcher.on_batch = metrics.batch_rows.observe
+    continuous = ContinuousBatcher(options.continuous, run_in_thread)
+    metrics.watch(continuous)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -131,11 +164,17 @@ def create_app(repository, options=ServerOptions()):
                     raise InvalidArgument(f"Malformed request: POST {path}")
                 model_name, version, label, api = _decoded(match.groups())
                 api = api.lower()
-                if api != "predict":
-                    raise ServingError(f"{api} is not served here: only predict (these models "
-                                       "take tensors, not tf.Example)")
+                if api not in ("predict", "generate_stream"):
+                    raise ServingError(f"{api} is not served here: only predict and "
+                                       "generate_stream (these models take tensors, not "
+                                       "tf.Example)")
                 body = await _read_body(request, options.max_request_bytes)
                 served = repository.get(model_name, _int(version), label)
+                if api == "generate_stream":
+                    stream = await _stream(served, body)
+                    request.state.model, request.state.api = model_name, api
+                    metrics.requests.labels(model_name, api, "200").inc()
+                    return stream
                 answer = await _predict(served, body)
             else:
                 match = STATUS_PATH.fullmatch(path)
@@ -159,7 +198,8 @@ def create_app(repository, options=ServerOptions()):
         return Response(rest_json.dumps(answer), status_code=status,
                         media_type="application/json")
 
-    async def _predict(served, body):
+    def _parsed(served, body):
+        """`(model, PredictRequest, signature name)` of a `:predict` body."""
         model = served.model
         if model is None:
             raise NotFound(f"Servable not found for request: Specific({served.name}, "
@@ -173,9 +213,15 @@ def create_app(repository, options=ServerOptions()):
 
         request = rest_json.parse_predict_request(body, input_specs,
                                                   max_rows=options.max_request_rows)
-        signature = model.signature(request.signature_name or None).name
+        return model, request, model.signature(request.signature_name or None).name
+
+    async def _predict(served, body):
+        model, request, signature = _parsed(served, body)
         try:
-            if options.enable_batching:
+            if options.continuous_batching and continuous.serves(model, signature):
+                outputs = await continuous.predict(model, signature, request.inputs,
+                                                   request.num_rows)
+            elif options.enable_batching:
                 outputs = await batcher.predict(model, signature, request.inputs,
                                                 request.num_rows)
             else:
@@ -184,6 +230,44 @@ def create_app(repository, options=ServerOptions()):
         except Exception as error:
             raise _model_error(error) from error
         return rest_json.format_predict_response(outputs, request.format)
+
+    async def _stream(served, body):
+        """The `:generate_stream` answer: checked, and its first event
+        decoded, before the 200 goes out, so a bad request gets its status."""
+        model, request, signature = _parsed(served, body)
+        if request.num_rows != 1:
+            raise InvalidArgument(f"generate_stream takes one input row; this request has "
+                                  f"{request.num_rows}")
+        if not continuous.serves(model, signature):
+            raise InvalidArgument(f"{signature}: cannot be decoded step by step (the greedy "
+                                  "signatures of exports with step-level signatures stream)")
+        events = continuous.stream(model, signature, request.inputs)
+        try:
+            first = await events.__anext__()
+        except Exception as error:
+            events.close()
+            raise _model_error(error) from error
+
+        async def server_sent_events():
+            event = first
+            try:
+                while True:
+                    if "outputs" in event:
+                        answer = rest_json.format_predict_response(event["outputs"],
+                                                                   request.format)
+                        yield _event("answer", answer)
+                        return
+                    yield _event("token", {
+                        "token": event["token"], "id": event["id"],
+                        "attention": rest_json.tensor_json("attention", event["attention"])})
+                    event = await events.__anext__()
+            except Exception as error:  # after the 200: the stream says it
+                yield _event("error", rest_json.error_body(_model_error(error).message))
+            finally:
+                events.close()  # a client gone: its row leaves at the next step
+
+        return StreamingResponse(server_sent_events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
 
     async def metrics_endpoint(request):
         request.state.model, request.state.api = "", "metrics"
@@ -196,6 +280,7 @@ def create_app(repository, options=ServerOptions()):
         routes += explorer_routes(repository)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics, app.state.batcher, app.state.repository = metrics, batcher, repository
+    app.state.continuous = continuous
     return AccessLog(app)
 
 
@@ -237,6 +322,11 @@ class AccessLog:
                 "bytes_in": record["bytes_in"], "bytes_out": record["bytes_out"],
                 "ms": round(1000 * (time.perf_counter() - started), 2),
                 "model": state.get("model", ""), "api": state.get("api", "")}))
+
+
+def _event(name, data):
+    """One server-sent event."""
+    return b"event: " + name.encode() + b"\ndata: " + rest_json.dumps(data) + b"\n\n"
 
 
 async def _read_body(request, limit):

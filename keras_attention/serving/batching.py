@@ -76,7 +76,9 @@ def cut_rows(outputs, start, stop, layout):
     return cut_to_extents(rows, layout.axes, extents)
 
 
-def _merge_key(inputs):
+def merge_key(inputs):
+    """What two requests' inputs must share to run as one batch: each
+    input's name, dtype and shape beyond the batch axis."""
     return tuple(sorted((name, value.dtype.str, value.shape[1:]) for name, value in inputs.items()))
 
 
@@ -154,7 +156,7 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.num_threads)
-        key = (id(model), signature_name, _merge_key(inputs))
+        key = (id(model), signature_name, merge_key(inputs))
         queue = self._queues.setdefault(key, _Queue())
         pending = _Pending(inputs, num_rows, loop.create_future(), loop.time())
         queue.items.append(pending)

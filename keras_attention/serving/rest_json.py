@@ -651,8 +651,10 @@ def _string_values(name, array):
     return values.reshape(array.shape).tolist()
 
 
-def _json_values(name, array):
-    """One output tensor as (nested lists of) JSON-able Python values."""
+def tensor_json(name, array):
+    """One output tensor as (nested lists of) JSON-able Python values, as
+    an answer writes it (float32 in TF Serving's digits; `*_bytes` strings
+    as base64 objects)."""
     dtype = array.dtype
     if dtype.kind in "OSU":
         return _string_values(name, array)
@@ -696,7 +698,7 @@ def format_predict_response(outputs, format):
     names = sorted(outputs)
     arrays = {name: np.asarray(outputs[name]) for name in names}
     if format == COLUMNAR:
-        values = {name: _json_values(name, arrays[name]) for name in names}
+        values = {name: tensor_json(name, arrays[name]) for name in names}
         return {"outputs": values[names[0]] if len(names) == 1 else values}
 
     batch_size = None
@@ -709,7 +711,7 @@ def format_predict_response(outputs, format):
             raise InvalidArgument(f"Tensor name: {name} has inconsistent batch size: "
                                   f"{shape[0]} expecting: {batch_size}")
         batch_size = shape[0]
-    rows = {name: _json_values(name, arrays[name]) for name in names}
+    rows = {name: tensor_json(name, arrays[name]) for name in names}
     if len(names) == 1:
         return {"predictions": rows[names[0]]}
     return {"predictions": [{name: rows[name][row] for name in names}

@@ -6,6 +6,8 @@ server, with TensorFlow Serving's flag names.
     curl -d '{"instances": ["Jesus wept."]}' \\
         http://127.0.0.1:8501/v1/models/translator:predict
 
+`--continuous_batching` decodes requests step by step in one running
+batch; `:generate_stream` streams a request's tokens as they are decoded.
 Several models: `--model_config_file models.config` (TF Serving's
 `ModelServerConfig` text proto). It binds to 127.0.0.1 unless `--host` says
 otherwise. SIGTERM (or Ctrl-C) stops taking connections, lets the requests
@@ -76,8 +78,14 @@ def build_parser(prog=DEFAULT_PROG):
     batching = parser.add_argument_group("batching")
     batching.add_argument("--enable_batching", action="store_true",
                           help="merge concurrent requests into one model call")
+    batching.add_argument("--continuous_batching", action="store_true",
+                          help="decode :predict requests step by step in one running batch "
+                               "that requests join and leave at every step (exports with "
+                               "step-level signatures; others as without it)")
     batching.add_argument("--max_batch_size", type=int, default=32, metavar="ROWS",
-                          help="with --enable_batching: most rows in one merged call")
+                          help="most rows in one merged call (--enable_batching) or decoding "
+                               "at once (--continuous_batching; a beam request's row counts "
+                               "beam_width)")
     batching.add_argument("--batch_timeout_micros", type=int, default=2000,
                           metavar="MICROS",
                           help="with --enable_batching: longest a request waits for "
@@ -134,6 +142,7 @@ def main(argv=None, prog=DEFAULT_PROG):
 
         from keras_attention.serving.app import ServerOptions, create_app
         from keras_attention.serving.batching import BatchingOptions
+        from keras_attention.serving.continuous_batching import ContinuousOptions
     except ImportError as error:
         print(f"{prog}: {error.name} is missing; install the server with "
               "pip install \"keras-attention-kit[serve]\"", file=sys.stderr)
@@ -159,6 +168,8 @@ def main(argv=None, prog=DEFAULT_PROG):
         max_request_bytes=args.max_request_bytes, max_request_rows=args.max_request_rows,
         num_threads=args.rest_api_num_threads, enable_batching=args.enable_batching,
         batching=BatchingOptions(args.max_batch_size, args.batch_timeout_micros),
+        continuous_batching=args.continuous_batching,
+        continuous=ContinuousOptions(args.max_batch_size),
         explorer=not args.no_ui)
     app = create_app(repository, options)
     config = uvicorn.Config(app, host=args.host, port=args.rest_api_port,

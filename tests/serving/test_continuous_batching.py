@@ -1,0 +1,246 @@
+"""Continuous batching in process: concurrent requests of mixed lengths,
+greedy and beam, join and leave one running batch, and each answer equals
+the export's whole-sequence signature on that request alone (every task,
+every input variant); streams give each token as decoded, then the answer;
+a closed stream frees its rows."""
+
+import asyncio
+
+import numpy as np
+import pytest
+from serving_exports import gif_bytes, png_bytes
+
+from keras_attention.serving.continuous_batching import ContinuousBatcher, ContinuousOptions
+from keras_attention.serving.exported_model import ExportedModel
+
+pytestmark = pytest.mark.slow
+
+SENTENCES = ["the red dog", "", "a cat sees the green dog runs . the cat", "dog",
+             "the the the", "green dog sees a cat", "cat"]
+
+
+async def in_thread(function, *args):
+    return await asyncio.to_thread(function, *args)
+
+
+def text_rows(values):
+    return {"source_text": np.array([v.encode() for v in values], object)}
+
+
+def assert_same_outputs(got, want, where):
+    """Words and ids exactly; floats to 1e-5 (a batch's size may change the
+    last bits of a float32 matmul)."""
+    assert set(got) == set(want), where
+    for name, value in want.items():
+        assert got[name].shape == value.shape, (where, name, got[name].shape, value.shape)
+        if value.dtype.kind == "f":
+            np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-5,
+                                       err_msg=f"{where} {name}")
+        else:
+            np.testing.assert_array_equal(got[name], value, err_msg=f"{where} {name}")
+
+
+def run_concurrently(model, requests, max_batch_size):
+    """`requests`: (signature, inputs, rows) all sent at once. Returns the
+    answers and the rows of each decoding step."""
+    batcher = ContinuousBatcher(ContinuousOptions(max_batch_size), in_thread)
+    step_rows = []
+    batcher.on_step = step_rows.append
+
+    async def main():
+        return await asyncio.gather(*[batcher.predict(model, signature, inputs, rows)
+                                      for signature, inputs, rows in requests])
+
+    answers = asyncio.run(main())
+    assert batcher.rows_in_flight == 0 and not batcher._engines
+    return answers, step_rows
+
+
+def check_requests(model, requests, max_batch_size=6):
+    answers, step_rows = run_concurrently(model, requests, max_batch_size)
+    alone_steps = 0
+    for (signature, inputs, _), answer in zip(requests, answers):
+        want = model.predict(signature, inputs)
+        assert_same_outputs(answer, want, f"{signature} {inputs}")
+        alone_steps += int(np.max(want["length"], initial=0)) + 1
+    assert max(step_rows) <= max_batch_size
+    return step_rows, alone_steps
+
+
+def test_translation_requests_join_and_leave_the_running_batch(translator_dir):
+    model = ExportedModel(translator_dir)
+    requests = [(signature, text_rows([sentence]), 1)
+                for sentence in SENTENCES for signature in ("serving_default", "beam_search")]
+    requests += [("serving_default", text_rows(SENTENCES[:4]), 4),
+                 ("beam_search", text_rows(["", "dog"]), 2),
+                 ("serving_default", text_rows(["", ""]), 2)]
+    step_rows, alone_steps = check_requests(model, requests)
+    # Requests shared steps: fewer steps than run alone, several in a step.
+    assert len(step_rows) < 0.75 * alone_steps
+    assert max(step_rows) == 6
+
+
+def test_captioning_requests_give_their_own_answers(captioner_dir):
+    model = ExportedModel(captioner_dir)
+    requests = [(signature, {"image_bytes": np.array([png_bytes(seed)], object)}, 1)
+                for seed in range(4) for signature in ("serving_default", "beam_search")]
+    requests.append(("beam_search", {"image_bytes": np.array(
+        [png_bytes(5), png_bytes(6, size=(40, 12))], object)}, 2))
+    check_requests(model, requests, max_batch_size=5)
+
+
+def test_video_requests_of_every_input_kind_share_the_batch(video_captioner_dir):
+    model = ExportedModel(video_captioner_dir)
+    rng = np.random.default_rng(3)
+    dim = model.metadata["feature_dim"]
+    requests = []
+    for frames in (2, 5):
+        clip = rng.integers(0, 256, (1, frames, 16, 16, 3), np.uint8)
+        features = rng.normal(size=(1, frames, dim)).astype("float32")
+        lengths = np.array([frames], "int32")
+        for greedy, beam, inputs in (
+                ("serving_default", "beam_search", {"frames": clip, "lengths": lengths}),
+                ("gif_greedy", "gif_beam",
+                 {"video_bytes": np.array([gif_bytes(frames, frames=frames)], object)}),
+                ("features_greedy", "features_beam",
+                 {"features": features, "lengths": lengths})):
+            requests += [(greedy, inputs, 1), (beam, inputs, 1)]
+    check_requests(model, requests, max_batch_size=8)
+
+
+def test_a_stream_gives_each_token_then_the_answer(translator_dir):
+    model = ExportedModel(translator_dir)
+    inputs = text_rows(["dog"])
+    want = model.predict("serving_default", inputs)
+    assert want["length"][0] > 3  # the untrained model talks on to the row's limit
+
+    async def main():
+        batcher = ContinuousBatcher(ContinuousOptions(4), in_thread)
+        others = [asyncio.ensure_future(batcher.predict(model, "beam_search",
+                                                        text_rows([s]), 1))
+                  for s in SENTENCES]
+        events = [event async for event in batcher.stream(model, "serving_default", inputs)]
+        await asyncio.gather(*others)
+        return events
+
+    events = asyncio.run(main())
+    tokens, answer = events[:-1], events[-1]["outputs"]
+    assert_same_outputs(answer, want, "stream")
+    length = int(want["length"][0])
+    assert [event["token"] for event in tokens] == [w.decode() for w in want["tokens"][0]]
+    assert [event["id"] for event in tokens] == want["token_ids"][0, :length].tolist()
+    np.testing.assert_allclose(np.stack([event["attention"] for event in tokens]),
+                               want["attention"][0, :length], atol=1e-6)
+
+
+def test_a_closed_stream_frees_its_rows_at_the_next_step(translator_dir):
+    model = ExportedModel(translator_dir)
+
+    async def main():
+        batcher = ContinuousBatcher(ContinuousOptions(8), in_thread)
+        step_rows = []
+        batcher.on_step = step_rows.append
+        stream = batcher.stream(model, "serving_default", text_rows(["dog"]))
+        first = await stream.__anext__()
+        steps_when_closed = len(step_rows)
+        stream.close()
+        # A request that joins after it is answered; the closed row is gone.
+        answer = await batcher.predict(model, "serving_default", text_rows(["dog"]), 1)
+        return first, step_rows, steps_when_closed, answer, batcher
+
+    first, step_rows, closed_at, answer, batcher = asyncio.run(main())
+    assert first["id"] == answer["token_ids"][0, 0]
+    # After the close, no step ran two rows: the stream's row had left.
+    assert closed_at >= 1 and all(rows == 1 for rows in step_rows[closed_at + 1:])
+    assert batcher.rows_in_flight == 0
+
+
+def test_beam_search_is_not_streamed(translator_dir):
+    from keras_attention.serving.errors import InvalidArgument
+
+    model = ExportedModel(translator_dir)
+    batcher = ContinuousBatcher(ContinuousOptions(4), in_thread)
+    with pytest.raises(InvalidArgument, match="beam_search: beam search's words are not "
+                                              "final until it ends"):
+        batcher.stream(model, "beam_search", text_rows(["dog"]))
+
+
+class FailingSteps:
+    """An export whose `decode_step` fails once, on its `fail_at`-th call."""
+
+    def __init__(self, model, fail_at):
+        self.model, self.fail_at, self.calls = model, fail_at, 0
+        self.signatures, self.metadata = model.signatures, model.metadata
+        self.signature, self.predict = model.signature, model.predict
+
+    def function(self, signature):
+        function = self.model.function(signature)
+        if signature != "decode_step":
+            return function
+
+        def failing(**inputs):
+            self.calls += 1
+            if self.calls == self.fail_at:
+                raise RuntimeError("the step failed")
+            return function(**inputs)
+
+        return failing
+
+
+def test_a_failed_step_fails_its_requests_and_decoding_goes_on(translator_dir):
+    model = FailingSteps(ExportedModel(translator_dir), fail_at=2)
+
+    async def main():
+        batcher = ContinuousBatcher(ContinuousOptions(8), in_thread)
+        failed = await asyncio.gather(
+            *[batcher.predict(model, "serving_default", text_rows(["dog"]), 1),
+              batcher.predict(model, "beam_search", text_rows(["the the the"]), 1)],
+            return_exceptions=True)
+        after = await batcher.predict(model, "serving_default", text_rows(["dog"]), 1)
+        return failed, after
+
+    failed, after = asyncio.run(main())
+    assert [str(error) for error in failed] == ["the step failed"] * 2
+    assert_same_outputs(after, model.model.predict("serving_default", text_rows(["dog"])),
+                        "after")
+
+
+class HeldEncode:
+    """An export whose `encode` waits, once `hold` is set, until `release`."""
+
+    def __init__(self, model):
+        import threading
+
+        self.model, self.hold = model, False
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.signatures, self.metadata = model.signatures, model.metadata
+        self.signature, self.function = model.signature, model.function
+
+    def predict(self, signature, inputs):
+        if signature == "encode" and self.hold:
+            self.entered.set()
+            assert self.release.wait(60)
+        return self.model.predict(signature, inputs)
+
+
+def test_a_stream_closed_while_a_request_joins(translator_dir):
+    """The stream leaves before the next step, in which a new request joins:
+    the batch keeps the right rows."""
+    model = HeldEncode(ExportedModel(translator_dir))
+
+    async def main():
+        batcher = ContinuousBatcher(ContinuousOptions(8), in_thread)
+        stream = batcher.stream(model, "serving_default", text_rows(["dog"]))
+        await stream.__anext__()
+        model.hold = True
+        joining = asyncio.ensure_future(
+            batcher.predict(model, "serving_default", text_rows(["the the the"]), 1))
+        assert await asyncio.to_thread(model.entered.wait, 60)  # its encode runs
+        stream.close()
+        model.release.set()
+        return await joining, batcher
+
+    answer, batcher = asyncio.run(main())
+    assert_same_outputs(answer, model.model.predict("serving_default",
+                                                    text_rows(["the the the"])), "joined")
+    assert batcher.rows_in_flight == 0
