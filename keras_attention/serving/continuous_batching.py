@@ -309,7 +309,7 @@ class _Engine:
             start = stop
         if finished:
             self.running = [job for job in self.running if job not in finished]
-        if self.running:
+        if order:
             self._keep_rows(np.concatenate(order))
         else:
             self._rows = None

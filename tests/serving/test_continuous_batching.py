@@ -205,39 +205,60 @@ def test_a_failed_step_fails_its_requests_and_decoding_goes_on(translator_dir):
                         "after")
 
 
-class HeldEncode:
-    """An export whose `encode` waits, once `hold` is set, until `release`."""
+class HeldCalls:
+    """An export whose calls of a signature wait, once held, until released."""
 
     def __init__(self, model):
+        self.model, self.signatures, self.metadata = model, model.signatures, model.metadata
+        self.signature = model.signature
+        self.held = {}  # signature -> (entered, release) events
+
+    def hold(self, signature):
         import threading
 
-        self.model, self.hold = model, False
-        self.entered, self.release = threading.Event(), threading.Event()
-        self.signatures, self.metadata = model.signatures, model.metadata
-        self.signature, self.function = model.signature, model.function
+        self.held[signature] = (threading.Event(), threading.Event())
+
+    async def entered(self, signature):
+        assert await asyncio.to_thread(self.held[signature][0].wait, 60), signature
+
+    def release(self, signature):
+        self.held.pop(signature)[1].set()
+
+    def _wait(self, signature):
+        if signature in self.held:
+            entered, release = self.held[signature]
+            entered.set()
+            assert release.wait(60)
 
     def predict(self, signature, inputs):
-        if signature == "encode" and self.hold:
-            self.entered.set()
-            assert self.release.wait(60)
+        self._wait(signature)
         return self.model.predict(signature, inputs)
+
+    def function(self, signature):
+        function = self.model.function(signature)
+
+        def held(**inputs):
+            self._wait(signature)
+            return function(**inputs)
+
+        return held
 
 
 def test_a_stream_closed_while_a_request_joins(translator_dir):
     """The stream leaves before the next step, in which a new request joins:
     the batch keeps the right rows."""
-    model = HeldEncode(ExportedModel(translator_dir))
+    model = HeldCalls(ExportedModel(translator_dir))
 
     async def main():
         batcher = ContinuousBatcher(ContinuousOptions(8), in_thread)
         stream = batcher.stream(model, "serving_default", text_rows(["dog"]))
         await stream.__anext__()
-        model.hold = True
+        model.hold("encode")
         joining = asyncio.ensure_future(
             batcher.predict(model, "serving_default", text_rows(["the the the"]), 1))
-        assert await asyncio.to_thread(model.entered.wait, 60)  # its encode runs
-        stream.close()
-        model.release.set()
+        await model.entered("encode")
+        stream.close()  # before the step that the new request joins
+        model.release("encode")
         return await joining, batcher
 
     answer, batcher = asyncio.run(main())
