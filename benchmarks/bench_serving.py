@@ -1,15 +1,20 @@
-"""The REST server's cost over an in-process call, and what dynamic batching
-buys, on one translation export (one sentence a request), in one run.
+"""The REST server's cost over an in-process call, and what whole-call and
+continuous batching buy, on one translation export (one verse a request),
+in one run.
 
     python -m benchmarks.bench_serving --model runs/translation-main-en-es/export/translator
 
-At concurrency 1 it times each test sentence in this process and through
-the server alternately (the server's overhead is their ratio). Then, for
-each concurrency (1, 4, 16 client threads, each on its own keep-alive
-connection), it sends `--requests` one-sentence requests to our server
-without batching and with batching. Prints requests per second, p50 / p99
-latency and rows per model call, and checks that every answer equals the
-in-process answer. The clients run on the same machine as the server.
+At concurrency 1 it times each test verse in this process and through the
+server alternately (the server's overhead is their ratio), and times the
+export's `encode` and one `decode_step` of one row. Then, for each
+concurrency (client threads, each on its own keep-alive connection), it
+sends `--requests` one-verse requests to the server without batching, with
+whole-call batching (`--enable_batching`) and with continuous batching
+(`--continuous_batching`, also streamed through `:generate_stream`).
+Prints requests per second, p50 / p99 latency, the p50 time to the first
+streamed token, rows per model call (per decoding step under continuous
+batching), and how many answers differ from the in-process answer. The
+clients run on the same machine as the server.
 """
 
 import argparse
@@ -18,12 +23,15 @@ import http.client
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks.common import describe_machine, markdown_table  # noqa: E402
+
+NO_BATCHING, WHOLE_CALL, CONTINUOUS = "no batching", "whole-call batching", "continuous batching"
 
 
 def test_sentences(count):
@@ -37,94 +45,145 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
-def interleaved_latency(model_dir, port, sentences, repeats):
-    """Concurrency 1: each sentence timed in this process, then through the
-    server (no batching), alternately, so machine noise hits both alike.
-    Returns (in-process latencies, server latencies, in-process answers)."""
+def predict_body(sentence):
+    return json.dumps({"instances": [sentence]})
+
+
+def post(connection, path, body):
+    """One request on a keep-alive connection: (status, JSON answer)."""
+    connection.request("POST", path, body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def stream(connection, path, body):
+    """One `:generate_stream` request: (status, seconds to the first token
+    event or None, the final `answer` event's JSON)."""
+    start = time.perf_counter()
+    connection.request("POST", path, body, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    if response.status != 200:
+        return response.status, None, json.loads(response.read())
+    first, event, answer = None, None, None
+    while True:
+        line = response.readline()
+        if not line:
+            break
+        line = line.decode("utf-8").rstrip("\n")
+        if line.startswith("event: "):
+            event = line[7:]
+            if event == "token" and first is None:
+                first = time.perf_counter() - start
+        elif line.startswith("data: ") and event in ("answer", "error"):
+            answer = json.loads(line[6:])
+            if event == "error":
+                return 500, first, answer
+            break
+    response.read()  # the stream's end
+    return 200, first, answer
+
+
+def in_process_reference(model_dir, port, sentences, repeats):
+    """Concurrency 1: each verse timed in this process, then through the
+    server (no batching), alternately. Returns (in-process latencies,
+    server latencies, in-process answers, encode and one-step latencies)."""
     import numpy as np
 
+    from keras_attention.export_format import read_metadata
     from keras_attention.serving.exported_model import ExportedModel
 
     model = ExportedModel(model_dir)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    path = "/v1/models/m:predict"
 
     def local(sentence):
         return model.predict("serving_default",
                              {"source_text": np.array([sentence.encode()], object)})
 
-    def remote(sentence):
-        connection.request("POST", path, json.dumps({"instances": [sentence]}),
-                           {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        return json.loads(response.read())
-
     for sentence in sentences[:8]:  # warm-up (traces, caches, connection)
-        local(sentence), remote(sentence)
+        local(sentence), post(connection, "/v1/models/m:predict", predict_body(sentence))
     local_times, remote_times, answers = [], [], {}
     for _ in range(repeats):
         for sentence in sentences:
             start = time.perf_counter()
             answers[sentence] = local(sentence)["text"][0].decode("utf-8")
             middle = time.perf_counter()
-            remote(sentence)
+            post(connection, "/v1/models/m:predict", predict_body(sentence))
             local_times.append(middle - start)
             remote_times.append(time.perf_counter() - middle)
     connection.close()
-    return local_times, remote_times, answers
+    # One row: the encoder's run, then one decoding step.
+    step = read_metadata(model.path)["step_signatures"]["decode_step"]
+    encode_times, step_times = [], []
+    for _ in range(repeats):
+        for sentence in sentences:
+            start = time.perf_counter()
+            encoded = model.predict("encode", {"source_text": np.array([sentence.encode()],
+                                                                       object)})
+            middle = time.perf_counter()
+            model.predict("decode_step", {
+                "tokens": np.array([step["start_token"]], "int32"),
+                **{name: encoded[name] for name in step["state"] + step["constants"]}})
+            encode_times.append(middle - start)
+            step_times.append(time.perf_counter() - middle)
+    return local_times, remote_times, answers, encode_times, step_times
 
 
-def batch_calls(port):
-    """Model calls the server has made so far (its batch-size histogram count)."""
+def batch_histogram(port):
+    """(rows, model calls) so far: the server's batch-size histogram (under
+    continuous batching each decoding step is one call)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     connection.request("GET", "/monitoring/prometheus/metrics")
     text = connection.getresponse().read().decode()
+    values = {}
     for line in text.splitlines():
-        if line.startswith("keras_attention_serving_batch_size_count"):
-            return float(line.split()[-1])
-    return 0.0
+        for name in ("sum", "count"):
+            if line.startswith(f"keras_attention_serving_batch_size_{name} "):
+                values[name] = float(line.split()[-1])
+    return values.get("sum", 0.0), values.get("count", 0.0)
 
 
-def load_test(port, model_name, sentences, concurrency, requests):
-    """`requests` one-sentence requests from `concurrency` threads, each
-    with a keep-alive connection. Returns (latencies, seconds, answers)."""
+def load_test(port, sentences, concurrency, requests, streamed=False):
+    """`requests` one-verse requests from `concurrency` threads, each with a
+    keep-alive connection. Returns (latencies, first-token times, seconds,
+    [(verse, answer text or None)])."""
     jobs = [sentences[i % len(sentences)] for i in range(requests)]
     per_thread = [jobs[i::concurrency] for i in range(concurrency)]
-    path = f"/v1/models/{model_name}:predict"
+    path = "/v1/models/m:generate_stream" if streamed else "/v1/models/m:predict"
 
     def client(work):
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-        latencies, answers = [], []
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        latencies, firsts, answers = [], [], []
         for sentence in work:
-            body = json.dumps({"instances": [sentence]})
             start = time.perf_counter()
-            connection.request("POST", path, body, {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            payload = response.read()
+            if streamed:
+                status, first, answer = stream(connection, path, predict_body(sentence))
+                firsts.append(first)
+            else:
+                status, answer = post(connection, path, predict_body(sentence))
             latencies.append(time.perf_counter() - start)
-            if response.status != 200:
-                raise RuntimeError(payload.decode())
-            answers.append((sentence, json.loads(payload)["predictions"][0]["text"]))
+            answers.append((sentence, answer["predictions"][0]["text"] if status == 200
+                            else None))
         connection.close()
-        return latencies, answers
+        return latencies, firsts, answers
 
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         results = list(pool.map(client, per_thread))
     seconds = time.perf_counter() - start
-    return ([t for r in results for t in r[0]], seconds, [a for r in results for a in r[1]])
+    return ([t for r in results for t in r[0]], [t for r in results for t in r[1]], seconds,
+            [a for r in results for a in r[2]])
 
 
-def start_server(model_dir, port, batching, threads):
-    import subprocess
-
+def start_server(model_dir, port, mode, threads, max_batch_size):
     args = [sys.executable, "-m", "keras_attention.serving", "--model_name", "m",
             "--model_base_path", model_dir, "--rest_api_port", str(port),
             "--rest_api_num_threads", str(threads), "--access_log", "none",
-            "--log_level", "warning", "--file_system_poll_wait_seconds", "0"]
-    if batching:
-        args += ["--enable_batching", "--max_batch_size", "32", "--batch_timeout_micros",
-                 "5000"]
+            "--log_level", "warning", "--file_system_poll_wait_seconds", "0",
+            "--max_batch_size", str(max_batch_size)]
+    if mode == WHOLE_CALL:
+        args += ["--enable_batching", "--batch_timeout_micros", "5000"]
+    elif mode == CONTINUOUS:
+        args += ["--continuous_batching"]
     process = subprocess.Popen(args, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -139,71 +198,92 @@ def start_server(model_dir, port, batching, threads):
     raise RuntimeError("the server did not start")
 
 
+def milliseconds(values, fraction):
+    values = [v for v in values if v is not None]
+    return f"{1000 * percentile(values, fraction):.1f}" if values else "-"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="runs/translation-main-en-es/export/translator")
     parser.add_argument("--requests", type=int, default=192,
-                        help="requests per concurrency level and server")
-    parser.add_argument("--concurrency", default="1,4,16")
+                        help="requests per concurrency level and server (at least 4 per "
+                             "client thread)")
+    parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--threads", type=int, default=2,
                         help="model-call threads of the server without batching")
-    parser.add_argument("--batching-threads", default="1,2",
-                        help="model-call threads of the batching servers to try")
+    parser.add_argument("--max-batch-size", type=int, default=64,
+                        help="rows per merged call or decoding step of the batching servers")
     parser.add_argument("--port", type=int, default=18571)
     parser.add_argument("--repeats", type=int, default=3,
-                        help="passes over the 64 sentences at concurrency 1")
+                        help="passes over the 64 verses at concurrency 1")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     print("\n".join(describe_machine()))
     sentences = test_sentences(64)
-    rows, mismatches, summary, reference = [], 0, {}, None
-    setups = [(False, args.threads)] + [(True, int(t)) for t in args.batching_threads.split(",")]
-    for batching, threads in setups:
-        label = (f"server, batching, {threads} model thread{'s' if threads > 1 else ''}"
-                 if batching else f"server, no batching, {threads} model threads")
-        process = start_server(args.model, args.port, batching, threads)
+    rows, mismatches, failures, summary, reference = [], 0, 0, {}, None
+    for mode, threads in ((NO_BATCHING, args.threads), (WHOLE_CALL, 1), (CONTINUOUS, 1)):
+        label = f"server, {mode}, {threads} model thread{'s' if threads > 1 else ''}"
+        process = start_server(args.model, args.port, mode, threads, args.max_batch_size)
         try:
-            if not batching:
-                local_times, remote_times, reference = interleaved_latency(
+            if mode == NO_BATCHING:
+                local_times, remote_times, reference, encodes, steps = in_process_reference(
                     args.model, args.port, sentences, args.repeats)
-                summary["local"] = statistics.median(local_times)
-                summary["remote"] = statistics.median(remote_times)
+                summary.update(local=statistics.median(local_times),
+                               remote=statistics.median(remote_times),
+                               encode=statistics.median(encodes), step=statistics.median(steps))
                 for name, times in (("in process", local_times), (label, remote_times)):
                     rows.append([name, "1 (interleaved)", f"{1 / statistics.mean(times):.1f}",
-                                 f"{1000 * statistics.median(times):.1f}",
-                                 f"{1000 * percentile(times, .99):.1f}", "1.0"])
-            load_test(args.port, "m", sentences, 4, 16)  # warm-up
+                                 milliseconds(times, .5), milliseconds(times, .99), "-", "1.0"])
+            load_test(args.port, sentences, 4, 16)  # warm-up
+            passes = [False, True] if mode == CONTINUOUS else [False]
             for concurrency in levels:
-                calls_before = batch_calls(args.port)
-                latencies, seconds, answers = load_test(args.port, "m", sentences,
-                                                        concurrency, args.requests)
-                rows_per_call = len(latencies) / max(batch_calls(args.port) - calls_before, 1)
-                mismatches += sum(text != reference[s] for s, text in answers)
-                rps = len(latencies) / seconds
-                summary[(batching, threads, concurrency)] = rps
-                rows.append([label, str(concurrency), f"{rps:.1f}",
-                             f"{1000 * statistics.median(latencies):.1f}",
-                             f"{1000 * percentile(latencies, .99):.1f}",
-                             f"{rows_per_call:.1f}"])
+                for streamed in passes:
+                    rows_before, calls_before = batch_histogram(args.port)
+                    requests = max(args.requests, 4 * concurrency)
+                    latencies, firsts, seconds, answers = load_test(
+                        args.port, sentences, concurrency, requests, streamed)
+                    rows_after, calls_after = batch_histogram(args.port)
+                    per_call = (rows_after - rows_before) / max(calls_after - calls_before, 1)
+                    failures += sum(text is None for _, text in answers)
+                    mismatches += sum(text is not None and text != reference[s]
+                                      for s, text in answers)
+                    rps = len(latencies) / seconds
+                    summary[(mode, streamed, concurrency)] = (
+                        rps, statistics.median(latencies), percentile(latencies, .99),
+                        statistics.median(firsts) if firsts else None)
+                    rows.append([label + (", streamed" if streamed else ""), str(concurrency),
+                                 f"{rps:.1f}", milliseconds(latencies, .5),
+                                 milliseconds(latencies, .99),
+                                 milliseconds(firsts, .5) if streamed else "-",
+                                 f"{per_call:.1f}"])
         finally:
             process.terminate()
             process.wait(timeout=60)
     print()
     print(markdown_table(["path", "concurrency", "requests/s", "p50 ms", "p99 ms",
-                          "rows per model call"], rows))
+                          "first token p50 ms", "rows per model call"], rows))
     print()
-    overhead = summary["remote"] / summary["local"] - 1
-    print(f"server overhead at concurrency 1 (p50, interleaved): {100 * overhead:+.1f}%")
-    top = max(levels)
-    batched = [(rps, key[1]) for key, rps in summary.items()
-               if isinstance(key, tuple) and key[0] and key[2] == top]
-    if batched:
-        rps, threads = max(batched)
-        ratio = rps / summary[(False, args.threads, top)]
-        print(f"batching at concurrency {top} (best setup, {threads} model thread(s)): "
-              f"{ratio:.2f}x the requests/s of no batching")
-    print(f"answers different from the in-process answer: {mismatches}")
-    return 1 if mismatches else 0
+    print(f"server overhead at concurrency 1 (p50, interleaved): "
+          f"{100 * (summary['remote'] / summary['local'] - 1):+.1f}%")
+    print(f"one row in process: encode p50 {1000 * summary['encode']:.1f} ms, one decoding "
+          f"step p50 {1000 * summary['step']:.1f} ms")
+    for level in levels:
+        continuous = summary[(CONTINUOUS, False, level)][0]
+        print(f"concurrency {level}: continuous batching "
+              f"{continuous / summary[(NO_BATCHING, False, level)][0]:.2f}x the requests/s of "
+              f"no batching, {continuous / summary[(WHOLE_CALL, False, level)][0]:.2f}x "
+              f"whole-call batching")
+    if 16 in levels and 1 in levels:
+        print(f"continuous batching p99 at concurrency 16 over p50 at concurrency 1: "
+              f"{summary[(CONTINUOUS, False, 16)][2] / summary[(CONTINUOUS, False, 1)][1]:.2f}x")
+    for level in levels:
+        first = summary[(CONTINUOUS, True, level)][3]
+        print(f"concurrency {level}: first streamed token p50 {1000 * first:.1f} ms = encode + "
+              f"{(first - summary['encode']) / summary['step']:.2f} one-row steps")
+    print(f"answers different from the in-process answer: {mismatches}; failed requests: "
+          f"{failures}")
+    return 1 if mismatches or failures else 0
 
 
 if __name__ == "__main__":
