@@ -11,6 +11,8 @@ the request alone.
 
 import numpy as np
 
+from keras_attention.serving.step_search import StepSearch
+
 _IMPOSSIBLE = np.float32(-1e9)  # as keras_attention.decoding.beam_search
 
 
@@ -32,7 +34,7 @@ def top_k_indices(scores, k):
     return picked
 
 
-class BeamRows:
+class BeamRows(StepSearch):
     """The beam search of `B` rows with `K` beams each, advanced by the
     caller's model steps.
 
@@ -66,34 +68,18 @@ class BeamRows:
 
     def __init__(self, max_length, start_token, end_token, pad_token, rows, beam_width,
                  num_hypotheses, length_penalty):
-        self.max_length = max(int(max_length), 1)
-        self.end_token, self.pad_token = int(end_token), int(pad_token)
+        super().__init__(max_length, start_token, end_token, pad_token, rows * beam_width)
         self.batch, self.width = int(rows), int(beam_width)
         self.hypotheses = int(num_hypotheses)
         self.length_penalty = np.float32(length_penalty)
-        self.steps = 0
         self.finished = np.zeros([self.batch, self.width], bool)
         # Only the first of the K identical beams may be extended at first.
         first_only = np.where(np.arange(self.width) == 0, np.float32(0), _IMPOSSIBLE)
         self.log_probs = np.tile(first_only[None].astype(np.float32), (self.batch, 1))
         self.generated = np.zeros([self.batch, self.width], np.int32)
         self.scores = np.zeros([self.batch, self.width], np.float32)
-        self._tokens = np.full([self.batch * self.width], start_token, np.int32)
         self._ids = np.zeros([self.batch * self.width, 0], np.int32)
         self._attention = None  # [B*K, T, S]
-
-    @property
-    def rows(self):
-        """Rows this search feeds to each model step (B*K)."""
-        return self.batch * self.width
-
-    @property
-    def done(self):
-        return self.steps >= self.max_length or bool(self.finished.all())
-
-    def tokens(self):
-        """int32 `[B*K]`: the next step's input tokens."""
-        return self._tokens
 
     def advance(self, log_probs, attention):
         """Takes one step's `log_probs [B*K, V]` and `attention [B*K, S]`;

@@ -9,8 +9,10 @@ whole-sequence greedy signature on the request alone.
 
 import numpy as np
 
+from keras_attention.serving.step_search import StepSearch
 
-class GreedyRows:
+
+class GreedyRows(StepSearch):
     """The greedy search of `B` rows, advanced by the caller's model steps.
 
     Args:
@@ -38,27 +40,10 @@ class GreedyRows:
     hypotheses = 1
 
     def __init__(self, max_length, start_token, end_token, pad_token, rows):
-        self.max_length = max(int(max_length), 1)
-        self.end_token, self.pad_token = int(end_token), int(pad_token)
-        self.steps = 0
-        self.finished = np.zeros([rows], bool)
+        super().__init__(max_length, start_token, end_token, pad_token, rows)
         self.lengths = np.zeros([rows], np.int32)
         self.scores = np.zeros([rows], np.float32)  # summed log-probabilities
-        self._tokens = np.full([rows], start_token, np.int32)
         self._ids, self._attention = [], []
-
-    @property
-    def rows(self):
-        """Rows this search feeds to each model step."""
-        return len(self._tokens)
-
-    @property
-    def done(self):
-        return self.steps >= self.max_length or bool(self.finished.all())
-
-    def tokens(self):
-        """int32 `[B]`: the next step's input tokens."""
-        return self._tokens
 
     def advance(self, log_probs, attention):
         """Takes one step's `log_probs [B, V]` and `attention [B, S]`;
