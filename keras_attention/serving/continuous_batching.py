@@ -4,7 +4,8 @@ running batch at every step (as Orca and vLLM schedule language models).
 
 Whole-call batching (`batching.DynamicBatcher`) merges requests into one
 call of a whole-sequence signature, so a merged call decodes until its
-longest answer ends. Here each request is encoded alone (`encode`), its
+longest answer ends. Here the requests waiting between two steps are
+encoded (`encode`, in one call when their inputs can be joined), their
 rows join the rows already decoding, one `decode_step` call advances them
 all, and a request whose rows have ended leaves at once: its answer is
 made by `finish` and sent while the others go on. Requests wait for room
@@ -13,8 +14,9 @@ when `max_batch_size` rows are decoding (a beam request's row counts K).
 An answer never changes: each request's search runs on its own rows
 (`GreedyRows`, `BeamRows`: the library's search, step by step, in numpy),
 its rows' memory is padded along the source axis to the batch's longest
-and masked out, and `finish` turns its ids into words as the
-whole-sequence signature does. A signature is served this way when the
+and masked out, `finish` turns its ids into words as the whole-sequence
+signature does, and its answer is cut along every growing axis to its own
+longest row (the export's `axis_lengths`), as whole-call batching cuts. A signature is served this way when the
 export has `finish` and the metadata names its `encode_signature`; others
 go the usual way.
 
@@ -29,8 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from keras_attention.export_format import (DECODE_STEP_SIGNATURE, FINISH_SIGNATURE,
-                                           signature_metadata)
-from keras_attention.export_format import cut_to_extents
+                                           cut_to_extents, signature_metadata)
 from keras_attention.serving.batching import BatchLayout, batch_layout, merge_key
 from keras_attention.serving.beam_rows import BeamRows
 from keras_attention.serving.errors import InvalidArgument
@@ -95,7 +96,7 @@ class _Job:
         empty = np.asarray(encoded["empty"], bool)
         self.num_rows = len(empty)
         self.keep = np.flatnonzero(~empty)  # rows that decode
-        # The request's own memory length: its attention rows are cut to it.
+        # The memory length of its encode call: attention rows are cut to it.
         self.source_length = next((encoded[name].shape[axis]
                                    for name, axis in plan.source_axis.items()), None)
         width = plan.beam["beam_width"] if plan.beam else 1
