@@ -1,18 +1,20 @@
 """The REST server with `--continuous_batching`, over real HTTP on
 loopback: concurrent clients of mixed lengths, greedy and beam, two tasks,
 each answered as the export's whole-sequence signature answers that
-request alone; `:generate_stream` as server-sent events; its bad requests;
-the metrics of the running batch."""
+request alone; `:generate_stream` as server-sent events, on a version's
+path too; its bad requests; the metrics of the running batch; SIGTERM
+with a stream and a request in flight."""
 
 import base64
 import concurrent.futures
 import http.client
 import json
+import signal
 
 import pytest
 from server_process import running_server
 from serving_exports import png_bytes
-from test_server import SENTENCES, assert_same, log_lines, reference, rows_of
+from test_server import SENTENCES, assert_same, log_lines, reference, rows_of, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -106,6 +108,10 @@ def test_a_stream_sends_each_token_then_the_predict_answer(server, translator_di
     assert [t["attention"] for t in tokens] == answer["attention"]
     assert any('"api": "generate_stream"' in line and '"status": 200' in line
                for line in log_lines(log_path))
+    status, _, versioned = read_events(client.port,
+                                       "/v1/models/translator/versions/1:generate_stream",
+                                       {"instances": ["dog"]})
+    assert status == 200 and versioned == events
 
 
 def test_a_stream_of_an_image_in_columnar_format(server, captioner_dir):
@@ -153,3 +159,46 @@ def test_a_client_leaving_a_stream_leaves_the_server_serving(server, translator_
     assert status == 200
     expected = reference(translator_dir, "serving_default", SENTENCES[:3], "source_text")
     assert_same(answer["predictions"], rows_of(expected))
+
+
+def test_sigterm_lets_streams_and_requests_in_flight_finish(translator_dir, tmp_path):
+    """A stream and a beam request are half sent when SIGTERM comes: both get
+    their whole answers, then the server exits."""
+    log_path = str(tmp_path / "server.log")
+    bodies = [("/v1/models/t:generate_stream", {"instances": ["dog"]}),
+              ("/v1/models/t:predict", {"signature_name": "beam_search",
+                                        "instances": SENTENCES})]
+    with running_server("--model_name", "t", "--model_base_path", translator_dir,
+                        "--continuous_batching", "--access_log", "none",
+                        log_path=log_path, log_level="info") as (client, process):
+        connections = []
+        for path, body in bodies:
+            payload = json.dumps(body).encode()
+            connection = http.client.HTTPConnection("127.0.0.1", client.port, timeout=120)
+            connection.putrequest("POST", path)
+            connection.putheader("Content-Type", "application/json")
+            connection.putheader("Content-Length", str(len(payload)))
+            connection.endheaders()
+            connection.send(payload[:len(payload) // 2])
+            connections.append((connection, payload))
+        assert wait_for(lambda: metric(client, "keras_attention_serving_requests_in_flight")
+                        == 2), "the requests never reached the server"
+        process.send_signal(signal.SIGTERM)
+        assert wait_for(lambda: any("Waiting for connections to close" in line
+                                    for line in log_lines(log_path)))
+        for connection, payload in connections:
+            connection.send(payload[len(payload) // 2:])
+        stream = connections[0][0].getresponse()
+        assert stream.status == 200
+        events = stream.read().decode().split("\n\n")
+        answer = json.loads([e for e in events if e.startswith("event: answer")][0]
+                            .split("data: ", 1)[1])
+        predicted = connections[1][0].getresponse()
+        assert predicted.status == 200
+        beam = json.loads(predicted.read())
+        # uvicorn re-raises the signal once it has shut down, as a killed process should.
+        assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+    assert_same(answer["predictions"], rows_of(reference(translator_dir, "serving_default",
+                                                         ["dog"], "source_text")))
+    assert_same(beam["predictions"], rows_of(reference(translator_dir, "beam_search",
+                                                       SENTENCES, "source_text")))
