@@ -86,7 +86,8 @@ def stream(connection, path, body):
 def in_process_reference(model_dir, port, sentences, repeats):
     """Concurrency 1: each verse timed in this process, then through the
     server (no batching), alternately. Returns (in-process latencies,
-    server latencies, in-process answers, encode and one-step latencies)."""
+    server latencies, in-process answers, encode and one-step latencies,
+    mean decoding steps per verse)."""
     import numpy as np
 
     from keras_attention.export_format import read_metadata
@@ -101,11 +102,13 @@ def in_process_reference(model_dir, port, sentences, repeats):
 
     for sentence in sentences[:8]:  # warm-up (traces, caches, connection)
         local(sentence), post(connection, "/v1/models/m:predict", predict_body(sentence))
-    local_times, remote_times, answers = [], [], {}
+    local_times, remote_times, answers, steps = [], [], {}, []
     for _ in range(repeats):
         for sentence in sentences:
             start = time.perf_counter()
-            answers[sentence] = local(sentence)["text"][0].decode("utf-8")
+            out = local(sentence)
+            answers[sentence] = out["text"][0].decode("utf-8")
+            steps.append(int(out["length"][0]) + 1)  # the end token is a step
             middle = time.perf_counter()
             post(connection, "/v1/models/m:predict", predict_body(sentence))
             local_times.append(middle - start)
@@ -125,21 +128,28 @@ def in_process_reference(model_dir, port, sentences, repeats):
                 **{name: encoded[name] for name in step["state"] + step["constants"]}})
             encode_times.append(middle - start)
             step_times.append(time.perf_counter() - middle)
-    return local_times, remote_times, answers, encode_times, step_times
+    return local_times, remote_times, answers, encode_times, step_times, \
+        statistics.mean(steps)
+
+
+def server_metrics(port):
+    """The server's Prometheus samples without labels: name -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/monitoring/prometheus/metrics")
+    text = connection.getresponse().read().decode()
+    connection.close()
+    return {sample.name: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if not sample.labels}
 
 
 def batch_histogram(port):
     """(rows, model calls) so far: the server's batch-size histogram (under
     continuous batching each decoding step is one call)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("GET", "/monitoring/prometheus/metrics")
-    text = connection.getresponse().read().decode()
-    values = {}
-    for line in text.splitlines():
-        for name in ("sum", "count"):
-            if line.startswith(f"keras_attention_serving_batch_size_{name} "):
-                values[name] = float(line.split()[-1])
-    return values.get("sum", 0.0), values.get("count", 0.0)
+    metrics = server_metrics(port)
+    return (metrics.get("keras_attention_serving_batch_size_sum", 0.0),
+            metrics.get("keras_attention_serving_batch_size_count", 0.0))
 
 
 def load_test(port, sentences, concurrency, requests, streamed=False):
@@ -227,11 +237,12 @@ def main(argv=None):
         process = start_server(args.model, args.port, mode, threads, args.max_batch_size)
         try:
             if mode == NO_BATCHING:
-                local_times, remote_times, reference, encodes, steps = in_process_reference(
-                    args.model, args.port, sentences, args.repeats)
+                local_times, remote_times, reference, encodes, steps, verse_steps = \
+                    in_process_reference(args.model, args.port, sentences, args.repeats)
                 summary.update(local=statistics.median(local_times),
                                remote=statistics.median(remote_times),
-                               encode=statistics.median(encodes), step=statistics.median(steps))
+                               encode=statistics.median(encodes), step=statistics.median(steps),
+                               verse_steps=verse_steps)
                 for name, times in (("in process", local_times), (label, remote_times)):
                     rows.append([name, "1 (interleaved)", f"{1 / statistics.mean(times):.1f}",
                                  milliseconds(times, .5), milliseconds(times, .99), "-", "1.0"])
@@ -267,7 +278,9 @@ def main(argv=None):
     print(f"server overhead at concurrency 1 (p50, interleaved): "
           f"{100 * (summary['remote'] / summary['local'] - 1):+.1f}%")
     print(f"one row in process: encode p50 {1000 * summary['encode']:.1f} ms, one decoding "
-          f"step p50 {1000 * summary['step']:.1f} ms")
+          f"step p50 {1000 * summary['step']:.1f} ms; a whole verse p50 "
+          f"{1000 * summary['local']:.1f} ms, {summary['verse_steps']:.1f} decoding steps "
+          f"on average")
     for level in levels:
         continuous = summary[(CONTINUOUS, False, level)][0]
         print(f"concurrency {level}: continuous batching "

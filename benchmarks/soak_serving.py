@@ -25,7 +25,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchmarks.bench_serving import post, start_server, stream  # noqa: E402
+from benchmarks.bench_serving import post, server_metrics, start_server, stream  # noqa: E402
 from benchmarks.common import describe_machine, markdown_table  # noqa: E402
 
 GREEDY, BEAM, STREAM, LEFT = "greedy :predict", "beam :predict", "stream", "stream left"
@@ -61,12 +61,7 @@ def references(model_dir, verses, beam_verses):
 
 
 def rows_in_flight(port):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("GET", "/monitoring/prometheus/metrics")
-    for line in connection.getresponse().read().decode().splitlines():
-        if line.startswith("keras_attention_serving_decoding_rows_in_flight "):
-            return float(line.split()[-1])
-    return None
+    return server_metrics(port).get("keras_attention_serving_decoding_rows_in_flight")
 
 
 def leave_stream(port, body):
