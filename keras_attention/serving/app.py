@@ -171,7 +171,7 @@ def create_app(repository, options=ServerOptions()):
                 body = await _read_body(request, options.max_request_bytes)
                 served = repository.get(model_name, _int(version), label)
                 if api == "generate_stream":
-                    stream = await _stream(served, body)
+                    stream = await _stream(served, body, started)
                     request.state.model, request.state.api = model_name, api
                     metrics.requests.labels(model_name, api, "200").inc()
                     return stream
@@ -231,9 +231,10 @@ def create_app(repository, options=ServerOptions()):
             raise _model_error(error) from error
         return rest_json.format_predict_response(outputs, request.format)
 
-    async def _stream(served, body):
+    async def _stream(served, body, started):
         """The `:generate_stream` answer: checked, and its first event
-        decoded, before the 200 goes out, so a bad request gets its status."""
+        decoded, before the 200 goes out, so a bad request gets its status.
+        Its latency runs to the last event."""
         model, request, signature = _parsed(served, body)
         if request.num_rows != 1:
             raise InvalidArgument(f"generate_stream takes one input row; this request has "
@@ -265,6 +266,8 @@ def create_app(repository, options=ServerOptions()):
                 yield _event("error", rest_json.error_body(_model_error(error).message))
             finally:
                 events.close()  # a client gone: its row leaves at the next step
+                metrics.latency.labels(served.name, "generate_stream").observe(
+                    time.perf_counter() - started)
 
         return StreamingResponse(server_sent_events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})

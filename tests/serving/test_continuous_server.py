@@ -9,6 +9,7 @@ import base64
 import concurrent.futures
 import http.client
 import json
+import re
 import signal
 
 import pytest
@@ -112,6 +113,9 @@ def test_a_stream_sends_each_token_then_the_predict_answer(server, translator_di
                                        "/v1/models/translator/versions/1:generate_stream",
                                        {"instances": ["dog"]})
     assert status == 200 and versioned == events
+    _, text = client.get("/monitoring/prometheus/metrics", raw=True)
+    assert re.search(rb'(?m)^keras_attention_serving_request_latency_seconds_count'
+                     rb'\{api="generate_stream",model="translator"\} [2-9]', text)
 
 
 def test_a_stream_of_an_image_in_columnar_format(server, captioner_dir):
