@@ -166,3 +166,46 @@ def test_no_pair_within_the_length_limit_is_a_clear_error(tmp_path):
     with pytest.raises(CorpusError, match="max_train_tokens=1"):
         train_lib.train(small_config(max_train_tokens=1), str(tmp_path / "run"), toy_corpus(),
                         log=lambda *a: None)
+
+
+def test_the_resume_step_is_agreed_from_the_files_before_the_corpus_is_read(tmp_path,
+                                                                           monkeypatch):
+    """The job runner asks every process for its resume step (the files'
+    newest readable pair, a pair cut short by a kill skipped) before any
+    corpus is read or model built, so a cluster whose processes disagree
+    stops at once."""
+    from training.core import checkpoints, distribution, job
+
+    directory = tmp_path / "run" / "checkpoints"
+    directory.mkdir(parents=True)
+    (directory / "latest.weights.h5").write_bytes(b"never read")
+    (directory / "latest.json").write_text('{"step": ')  # cut short
+    (directory / "previous.weights.h5").write_bytes(b"never read")
+    (directory / "previous.json").write_text('{"step": 6}')
+    (directory / "writing.json").write_text('{"step": 8}')
+
+    agreed = []
+    monkeypatch.setattr(distribution, "same_on_every_process",
+                        lambda value, what: agreed.append((value, what)))
+    assert [state["step"] for _, state in
+            checkpoints.Checkpointer.of_run(str(tmp_path / "run")).readable(log=agreed.append)
+            ] == [6]
+    assert "latest.json unreadable" in agreed.pop()
+
+    class Refused(Exception):
+        pass
+
+    def refuse(value, what):
+        agreed.append((value, what))
+        raise Refused(what)
+
+    monkeypatch.setattr(distribution, "same_on_every_process", refuse)
+    with pytest.raises(Refused, match="the checkpoint step to resume"):
+        job.run(small_config(), str(tmp_path / "run"), None, print, task_name="translation",
+                load_corpus=lambda config: pytest.fail("read the corpus before agreeing"),
+                train=None, make_exporter=None, evaluate=None)
+    assert agreed == [(6, "the checkpoint step to resume")]
+    monkeypatch.setattr(distribution, "same_on_every_process",
+                        lambda value, what: agreed.append((value, what)))
+    checkpoints.Checkpointer(str(tmp_path / "empty")).agree_on_step()
+    assert agreed[-1] == (-1, "the checkpoint step to resume")

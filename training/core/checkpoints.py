@@ -48,6 +48,12 @@ class Checkpointer:
         self.directory = directory
         self.writable = writable  # False: a data-parallel process other than 0
 
+    @classmethod
+    def of_run(cls, workdir):
+        """The run's checkpoints, `workdir/checkpoints`; only process 0 of a
+        data-parallel cluster writes them."""
+        return cls(os.path.join(workdir, "checkpoints"), writable=distribution.is_chief())
+
     def _path(self, name, suffix):
         return os.path.join(self.directory, f"{name}{suffix}")
 
@@ -74,13 +80,10 @@ class Checkpointer:
         os.replace(self._path("writing", ".weights.h5"), self._path("latest", ".weights.h5"))
         os.replace(self._path("writing", ".json"), self._path("latest", ".json"))
 
-    def restore(self, model, log=print):
-        """Loads the newest readable checkpoint into a built, compiled model.
-
-        Returns its state dict (None when there is none). Raises
-        `CheckpointMismatch` when the checkpoint holds other weights than the
-        model has (another config), naming the first difference.
-        """
+    def readable(self, log=print):
+        """`[(weights_path, state), ...]`, newest first: the pairs whose files
+        exist and whose state file reads (a pair cut short by a kill is
+        skipped, naming its file)."""
         candidates = []
         for name in ("latest", "previous"):
             weights, metadata = self._path(name, ".weights.h5"), self._path(name, ".json")
@@ -95,9 +98,28 @@ class Checkpointer:
                     f"skipping it")
                 continue
             candidates.append((weights, state))
-        # Data-parallel processes load together (loading is a collective).
+        return candidates
+
+    def agree_on_step(self, candidates=None):
+        """Under a data-parallel cluster, checks that every process would
+        resume at the same step (a collective: every process calls it), from
+        the files alone, before any model is built; raises
+        `distribution.DistributionError` naming each process's step."""
+        if candidates is None:
+            candidates = self.readable(log=lambda *_: None)
         distribution.same_on_every_process(
             int(candidates[0][1]["step"]) if candidates else -1, "the checkpoint step to resume")
+
+    def restore(self, model, log=print):
+        """Loads the newest readable checkpoint into a built, compiled model.
+
+        Returns its state dict (None when there is none). Raises
+        `CheckpointMismatch` when the checkpoint holds other weights than the
+        model has (another config), naming the first difference.
+        """
+        candidates = self.readable(log)
+        # Data-parallel processes load together (loading is a collective).
+        self.agree_on_step(candidates)
         for weights, state in candidates:
             _check_same_variables(state.get("variables"), variable_signature(model), weights)
             try:

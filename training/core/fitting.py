@@ -112,8 +112,7 @@ def fit(config, workdir, build_model, train_data, dev_data, log=print,
         if config.strategy == "default":
             _build_loss_and_metrics(model, first_inputs, first_batch[1], predictions)
 
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"),
-                                writable=distribution.is_chief())
+    checkpointer = Checkpointer.of_run(workdir)
     state = checkpointer.restore(model, log=log) or {"step": 0, "train_seconds": 0.0}
     budget = TimeBudget(config.max_train_seconds, state.get("train_seconds", 0.0))
     early_stopping = None

@@ -9,6 +9,8 @@ import time
 
 from training.core import backend_export
 from training.core import config as config_lib
+from training.core import distribution
+from training.core.checkpoints import Checkpointer
 from training.core.evaluation import finish_report
 
 
@@ -46,6 +48,10 @@ def run(config, workdir, corpus, log, *, task_name, load_corpus, train, make_exp
     """
     started = time.monotonic()
     config_lib.check(config)
+    # A cluster whose processes would resume at different steps stops here,
+    # before any of them reads its data or builds a model.
+    distribution.setup(config)
+    Checkpointer.of_run(workdir).agree_on_step()
     corpus = corpus or load_corpus(config)
     fit_result, *artifacts = train(config, workdir, corpus, log)
     model = fit_result.model
