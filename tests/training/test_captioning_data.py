@@ -324,3 +324,22 @@ def test_resize_image_keeps_a_sized_image_and_shrinks_by_averaging():
     stripes[:, ::2] = 200  # one-pixel stripes average to 100 when shrunk 4x
     small = data.resize_image(stripes, SIZE)
     np.testing.assert_allclose(small[2:-2, 2:-2].astype(float), 100, atol=3)
+
+
+def test_split_captioned_checks_fractions_and_names_an_empty_split():
+    from types import SimpleNamespace
+
+    from training.core.files import split_by_hash, split_captioned
+
+    examples = [SimpleNamespace(source=f"image{i}.png") for i in range(40)]
+    splits = split_captioned(examples, "caps.txt", "images", 0.2, 0.2, CaptionDataError)
+    assert splits == split_by_hash(examples, lambda e: e.source, 0.2, 0.2)
+    assert sorted(e.source for part in splits for e in part) == sorted(
+        e.source for e in examples) and all(splits)
+    for dev, test in ((-0.1, 0.1), (0.5, 0.5)):
+        with pytest.raises(ValueError, match=f"received {dev} and {test}"):
+            split_captioned(examples, "caps.txt", "images", dev, test, CaptionDataError)
+    with pytest.raises(CaptionDataError,
+                       match=r"^caps.txt: the dev split is empty \(1 images, dev_fraction 0.01, "
+                             r"test_fraction 0\): add images or raise dev_fraction$"):
+        split_captioned(examples[:1], "caps.txt", "images", 0.01, 0, CaptionDataError)

@@ -200,34 +200,15 @@ def load_folder(images_dir, captions_file, image_size, skip_bad_lines=False,
 
     examples = [CaptionExample(images[name], texts, source=name)
                 for name, texts in captions.items()]
-    corpus = split_by_hash(examples, dev_fraction, test_fraction)
-    corpus.skipped = skipped
-    corpus.description = f"image folder {images_dir} with {captions_file}"
     if not examples:
         raise CaptionDataError(
             f"{captions_file}: no usable captioned images ({skipped} bad lines skipped)"
         )
-    for name, split, fraction in (("train", corpus.train, 1.0),
-                                  ("dev", corpus.dev, dev_fraction),
-                                  ("test", corpus.test, test_fraction)):
-        if fraction > 0 and not split:
-            raise CaptionDataError(
-                f"{captions_file}: the {name} split is empty ({len(examples)} images, "
-                f"dev_fraction {dev_fraction}, test_fraction {test_fraction}): add images"
-                + ("" if name == "train" else f" or raise {name}_fraction")
-            )
+    corpus = CaptionCorpus(*files.split_captioned(
+        examples, captions_file, "images", dev_fraction, test_fraction, CaptionDataError))
+    corpus.skipped = skipped
+    corpus.description = f"image folder {images_dir} with {captions_file}"
     return corpus
-
-
-def split_by_hash(examples, dev_fraction, test_fraction):
-    """Deterministic split by crc32 of each example's `source` (its image name)."""
-    if not (0 <= dev_fraction and 0 <= test_fraction and dev_fraction + test_fraction < 1):
-        raise ValueError(
-            f"dev_fraction and test_fraction must be >= 0 and sum to less than 1, received "
-            f"{dev_fraction} and {test_fraction}"
-        )
-    return CaptionCorpus(*files.split_by_hash(examples, lambda example: example.source,
-                                              dev_fraction, test_fraction))
 
 
 def _op_error_reason(error):

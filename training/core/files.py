@@ -49,6 +49,28 @@ def split_by_hash(items, key, dev_fraction, test_fraction):
     return train, dev, test
 
 
+def split_captioned(examples, captions_file, unit, dev_fraction, test_fraction, error_class):
+    """`(train, dev, test)` of a captions file's examples, split by
+    `split_by_hash` on each example's `source` (its file name).
+
+    Raises ValueError for fractions that are negative or sum to 1 or more,
+    and `error_class` naming `captions_file` when a split that should have
+    examples has none (`unit`: "images", "clips").
+    """
+    if not (0 <= dev_fraction and 0 <= test_fraction and dev_fraction + test_fraction < 1):
+        raise ValueError(f"dev_fraction and test_fraction must be >= 0 and sum to less than 1, "
+                         f"received {dev_fraction} and {test_fraction}")
+    splits = split_by_hash(examples, lambda example: example.source, dev_fraction, test_fraction)
+    for name, split, fraction in zip(("train", "dev", "test"), splits,
+                                     (1.0, dev_fraction, test_fraction)):
+        if fraction > 0 and not split:
+            raise error_class(
+                f"{captions_file}: the {name} split is empty ({len(examples)} {unit}, "
+                f"dev_fraction {dev_fraction}, test_fraction {test_fraction}): add {unit}"
+                + ("" if name == "train" else f" or raise {name}_fraction"))
+    return splits
+
+
 def read_captioned_files(captions_file, parse_line, is_header, load, error_class, what,
                          skip_bad_lines):
     """The lines of a captions file that name a media file and its caption.

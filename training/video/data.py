@@ -447,21 +447,9 @@ def load_folder(clips_dir, captions_file, frame_size, max_frames=clips.MAX_FRAME
         is_features = array.ndim == 2
         examples.append(VideoExample(None if is_features else array, texts,
                                      features=array if is_features else None, source=name))
-    if not (0 <= dev_fraction and 0 <= test_fraction and dev_fraction + test_fraction < 1):
-        raise ValueError(f"dev_fraction and test_fraction must be >= 0 and sum to less than 1, "
-                         f"received {dev_fraction} and {test_fraction}")
-    corpus = VideoCorpus(*files.split_by_hash(examples, lambda example: example.source,
-                                              dev_fraction, test_fraction),
-                         skipped=skipped,
-                         description=f"clip folder {clips_dir} with {captions_file}")
-    for split_name, split, fraction in (("train", corpus.train, 1.0),
-                                        ("dev", corpus.dev, dev_fraction),
-                                        ("test", corpus.test, test_fraction)):
-        if fraction > 0 and not split:
-            raise VideoDataError(
-                f"{captions_file}: the {split_name} split is empty ({len(examples)} clips, "
-                f"dev_fraction {dev_fraction}, test_fraction {test_fraction}): add clips"
-                + ("" if split_name == "train" else f" or raise {split_name}_fraction"))
+    corpus = VideoCorpus(*files.split_captioned(
+        examples, captions_file, "clips", dev_fraction, test_fraction, VideoDataError),
+        skipped=skipped, description=f"clip folder {clips_dir} with {captions_file}")
     return corpus
 
 
