@@ -1,6 +1,8 @@
 """The training pipelines' batches (`training.core.batching.make_dataset`):
 teacher-forcing targets, padding, and the fixed shapes JAX needs."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -63,9 +65,43 @@ def test_without_static_shapes_batches_pad_to_their_own_longest():
 
 def test_examples_of_unequal_counts_are_refused():
     sources, targets_in, targets_out = clip_examples([3, 2])
-    with pytest.raises(ValueError, match="three lists of one length, received 2, 2, 1"):
+    with pytest.raises(ValueError, match=re.escape(
+            "examples must be 3 lists of one length, received lists of [2, 2, 1]")):
         batching.make_dataset((sources, targets_in, targets_out[:1]), 2, shuffle=False,
                               source_spec=CLIP_SPEC)
+    with pytest.raises(ValueError, match=re.escape(
+            "examples must be 4 lists of one length, received lists of [2, 2, 2]")):
+        batching.make_dataset((sources, targets_in, targets_out), 2, shuffle=False,
+                              source_spec=CLIP_SPEC, extras_spec=EXTRAS_SPEC)
+
+
+EXTRAS_SPEC = {"attention_target": tf.TensorSpec([None, 3], tf.float32)}
+
+
+@pytest.mark.parametrize("static_shapes", [False, True])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_more_inputs_are_padded_into_each_batch(static_shapes, shuffle):
+    """A fourth list of per-example inputs (the attention targets `[T, S]` of
+    a caption) joins each batch's inputs dict, zero-padded along T like the
+    targets, and stays with its own example."""
+    sources, targets_in, targets_out = clip_examples([3, 5, 2, 4])
+    extras = [{"attention_target": np.full((len(t), 3), index + 1, "float32")}
+              for index, t in enumerate(targets_out)]
+    dataset = batching.make_dataset((sources, targets_in, targets_out, extras), 2,
+                                    shuffle=shuffle, seed=3, source_spec=CLIP_SPEC,
+                                    static_shapes=static_shapes, extras_spec=EXTRAS_SPEC)
+    seen = []
+    for inputs, target_out in dataset:
+        assert sorted(inputs) == ["attention_target", "source", "target_in"]
+        target = inputs["attention_target"].numpy()
+        assert target.shape == (*target_out.shape, 3)
+        for row, labels in zip(target, target_out.numpy()):
+            index = int(row[0, 0]) - 1  # which example this row is
+            seen.append(index)
+            np.testing.assert_array_equal(labels[:len(targets_out[index])], targets_out[index])
+            np.testing.assert_array_equal(row[:len(targets_out[index])], index + 1)
+            assert not row[len(targets_out[index]):].any()
+    assert sorted(seen) == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("process", [0, 1])

@@ -33,12 +33,16 @@ def target_length(source, target_in, target_out):
 
 def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_remainder=None,
                  bucket_boundaries=(), length_fn=target_length,
-                 source_spec=tf.TensorSpec([None], tf.int32), static_shapes=None):
+                 source_spec=tf.TensorSpec([None], tf.int32), static_shapes=None,
+                 extras_spec=None):
     """Batches of `({"source": [B, ...], "target_in": [B, T]}, target_out [B, T])`.
 
     Args:
         examples: `(sources, targets_in, targets_out)`, equal-length lists
-            (sources: arrays matching `source_spec`; targets: int32 `[T]`).
+            (sources: arrays matching `source_spec`; targets: int32 `[T]`),
+            and with `extras_spec` a fourth list: per example a dict of
+            more model inputs (e.g. `"attention_target"` `[T, S]`), padded
+            with zeros and added to each batch's inputs dict.
         batch_size: Examples per batch.
         shuffle: A new order each pass, drawn from `seed` and the pass's
             number alone: every iterator of the dataset gives the same
@@ -57,6 +61,7 @@ def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_re
             a compiled step is reused. Default: on the JAX backend, which
             compiles a step anew for each new shape (TensorFlow's traced
             steps take any length).
+        extras_spec: A dict of `tf.TensorSpec`s of the fourth list's dicts.
     """
     if static_shapes is None:
         from training.core.config import keras_backend
@@ -64,18 +69,19 @@ def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_re
         static_shapes = keras_backend() == "jax"
     if drop_remainder is None:
         drop_remainder = repeat
-    sources, targets_in, targets_out = examples
-    if not (len(sources) == len(targets_in) == len(targets_out)):
-        raise ValueError(f"examples must be three lists of one length, received "
-                         f"{len(sources)}, {len(targets_in)}, {len(targets_out)}")
+    parts = 3 if extras_spec is None else 4
+    if len(examples) != parts or len({len(part) for part in examples}) != 1:
+        raise ValueError(f"examples must be {parts} lists of one length, received lists of "
+                         f"{[len(part) for part in examples]}")
 
     target_spec = tf.TensorSpec([None], tf.int32)
-    signature = (source_spec, target_spec, target_spec)
+    signature = (source_spec, target_spec, target_spec) + (
+        () if extras_spec is None else (extras_spec,))
     if shuffle:
         dataset = _shuffled_passes(examples, signature, seed, repeat)
     else:
         def generator():
-            yield from zip(sources, targets_in, targets_out)
+            yield from zip(*examples)
 
         dataset = tf.data.Dataset.from_generator(generator, output_signature=signature).cache()
         if repeat:
@@ -87,22 +93,23 @@ def make_dataset(examples, batch_size, shuffle, seed=None, repeat=False, drop_re
                           default=1)
             boundaries = [b for b in boundaries if b <= longest] + [longest + 1]
         dataset = dataset.bucket_by_sequence_length(
-            length_fn,
+            lambda source, target_in, target_out, *extras: length_fn(source, target_in,
+                                                                     target_out),
             bucket_boundaries=boundaries,
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
             drop_remainder=drop_remainder,
             pad_to_bucket_boundary=bool(static_shapes),
         )
     elif static_shapes:
-        padded = tuple(largest_shapes(part, spec) for part, spec in
-                       zip(examples, (source_spec, target_spec, target_spec)))
+        padded = tuple(largest_shapes(part, spec) for part, spec in zip(examples, signature))
         dataset = dataset.padded_batch(batch_size, padded_shapes=padded,
                                        drop_remainder=drop_remainder)
     else:
         dataset = dataset.padded_batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(
-        lambda source, target_in, target_out: (
-            {"source": source, "target_in": target_in}, target_out
+        lambda source, target_in, target_out, *extras: (
+            {"source": source, "target_in": target_in, **(extras[0] if extras else {})},
+            target_out
         )
     )
     if not repeat:

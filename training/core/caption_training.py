@@ -12,7 +12,7 @@ from training.core.text import load_or_build_vocabulary
 
 
 def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_model, log,
-                  optimizer_builder=fitting.default_optimizer, callbacks=()):
+                  optimizer_builder=fitting.default_optimizer, callbacks=(), extras_spec=None):
     """Trains a captioner on `corpus.train`, validating on `corpus.dev`
     (resuming at the step where a run stopped).
 
@@ -21,9 +21,11 @@ def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_m
             `max_caption_tokens` and `min_word_count`).
         corpus: `.train` and `.dev` lists of examples with `.captions`.
         encode_examples: `(examples, vocabulary) -> (sources, targets_in,
-            targets_out)`, one row per caption.
+            targets_out)`, one row per caption (and with `extras_spec` a
+            fourth list of more inputs, `batching.make_dataset`).
         source_spec: The `tf.TensorSpec` (or nest of them) of one source.
         build_model: `vocab_size -> keras.Model`.
+        extras_spec: The `tf.TensorSpec`s of the more inputs, or None.
 
     Returns:
         `(fit_result, vocabulary)`.
@@ -46,9 +48,10 @@ def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_m
         build_model=lambda: build_model(vocabulary.size),
         train_data=lambda skip: batching.make_dataset(
             train_examples, config.batch_size, shuffle=True, seed=config.seed, repeat=True,
-            source_spec=source_spec).skip(skip),
+            source_spec=source_spec, extras_spec=extras_spec).skip(skip),
         dev_data=batching.make_dataset(dev_examples, dev_batch, shuffle=False,
-                                       drop_remainder=replicas > 1, source_spec=source_spec),
+                                       drop_remainder=replicas > 1, source_spec=source_spec,
+                                       extras_spec=extras_spec),
         log=log, optimizer_builder=optimizer_builder, callbacks=callbacks,
     )
     return result, vocabulary

@@ -38,6 +38,14 @@ class AttentionSeq2Seq(keras.Model):
             stochastic regularization, `lambda * mean_i (1 - sum_t a_ti)^2`
             over unmasked memory positions i and target steps t, averaged
             over the batch and added to the training loss (0: off).
+        attention_supervision: lambda of the attention supervision (Liu et
+            al. 2017, "Attention Correctness in Neural Image Captioning"):
+            where a training batch's inputs carry `"attention_target"`
+            `[B, T, S]` (for each target step, the memory positions the word
+            it predicts names, e.g. the cells of an object's box; all-zero
+            rows for words that name none), `lambda *
+            supervised_attention_loss(...)` is added to the training loss
+            (0: off; batches without the key are not supervised).
         sampled_softmax: K > 0 trains the output layer on each token's word
             and K log-uniform candidates shared by the batch
             (`training.core.losses.sampled_softmax_loss`) instead of all V
@@ -48,7 +56,9 @@ class AttentionSeq2Seq(keras.Model):
 
     Call arguments:
         inputs: dict with `"source"` (whatever the encoder takes) and
-            `"target_in"` int `[B, T]` (start token + target, 0-padded).
+            `"target_in"` int `[B, T]` (start token + target, 0-padded);
+            optionally `"attention_target"` float `[B, T, S]` (training
+            with `attention_supervision`).
 
     Returns:
         float32 logits `[B, T, V]`; in training with `sampled_softmax`, the
@@ -64,7 +74,7 @@ class AttentionSeq2Seq(keras.Model):
     def __init__(
         self, encoder, target_vocab_size, embedding_dim, decoder_cell, fast_path="auto",
         dropout=0.0, attention_regularization=0.0, sampled_softmax=0, label_smoothing=0.0,
-        **kwargs,
+        attention_supervision=0.0, **kwargs,
     ):
         super().__init__(**kwargs)
         if not 0 <= int(sampled_softmax) < int(target_vocab_size):
@@ -74,6 +84,10 @@ class AttentionSeq2Seq(keras.Model):
             raise ValueError(f"`attention_regularization` must be >= 0, received "
                              f"{attention_regularization}")
         self.attention_regularization = float(attention_regularization)
+        if attention_supervision < 0:
+            raise ValueError(f"`attention_supervision` must be >= 0, received "
+                             f"{attention_supervision}")
+        self.attention_supervision = float(attention_supervision)
         self.encoder = encoder
         self.target_vocab_size = int(target_vocab_size)
         self.embedding_dim = int(embedding_dim)
@@ -108,6 +122,9 @@ class AttentionSeq2Seq(keras.Model):
         if training and self.attention_regularization:
             self.add_loss(self.attention_regularization * doubly_stochastic_penalty(
                 weights, target_in != 0, memory_mask) / _replicas())
+        if training and self.attention_supervision and "attention_target" in inputs:
+            self.add_loss(self.attention_supervision * supervised_attention_loss(
+                weights, inputs["attention_target"], target_in != 0) / _replicas())
         if training and self.sampled_softmax and not return_attention_scores:
             return {"features": features}  # --> compute_loss
         logits = ops.cast(self.output_projection(features), "float32")  # --> [B, T, V]
@@ -123,7 +140,7 @@ class AttentionSeq2Seq(keras.Model):
         loss = sampled_softmax_loss(y_pred["features"], y, self.output_projection.kernel,
                                     self.output_projection.bias, candidates,
                                     self.label_smoothing)
-        for extra in self.losses:  # the attention regularization
+        for extra in self.losses:  # the attention regularization and supervision
             loss = loss + ops.cast(extra, "float32")
         return loss
 
@@ -230,6 +247,7 @@ class AttentionSeq2Seq(keras.Model):
             "fast_path": self.fast_path,
             "dropout": self.dropout,
             "attention_regularization": self.attention_regularization,
+            "attention_supervision": self.attention_supervision,
             "sampled_softmax": self.sampled_softmax,
             "label_smoothing": self.label_smoothing,
         })
@@ -259,6 +277,34 @@ def doubly_stochastic_penalty(weights, target_mask, memory_mask=None):
     keep = ops.cast(memory_mask, "float32")
     per_row = ops.sum(shortfall * keep, axis=-1) / ops.maximum(ops.sum(keep, axis=-1), 1.0)
     return ops.mean(per_row)
+
+
+def supervised_attention_loss(weights, target, target_mask):
+    """Cross-entropy of the attention against where it should look:
+    `-sum_s p_bts log a_bts`, with `p` each target row divided by its sum,
+    averaged over the supervised steps (unpadded steps whose target row
+    has any mass) of the batch; 0 when no step is supervised.
+
+    weights `[B, T, S]` (the decoder's attention); target `[B, T, S]`
+    non-negative (e.g. each memory cell's share of the named object's box);
+    target_mask bool `[B, T]`. Returns a float32 scalar.
+
+    Example: one step looking half at the right cell, one unsupervised:
+
+    >>> import numpy as np
+    >>> weights = np.array([[[0.5, 0.25, 0.25], [1 / 3, 1 / 3, 1 / 3]]], "float32")
+    >>> target = np.array([[[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]], "float32")
+    >>> round(float(supervised_attention_loss(weights, target, np.ones((1, 2), bool))), 4)
+    0.6931
+    """
+    weights = ops.cast(weights, "float32")
+    target = ops.cast(target, "float32")
+    total = ops.sum(target, axis=-1)  # --> [B, T]
+    supervised = ops.cast(target_mask, "float32") * ops.cast(total > 0, "float32")
+    shares = target / ops.maximum(total, 1e-12)[..., None]
+    # Padding cells have zero weight and zero target: log of a floor, times 0.
+    cross_entropy = -ops.sum(shares * ops.log(ops.maximum(weights, 1e-9)), axis=-1)
+    return ops.sum(cross_entropy * supervised) / ops.maximum(ops.sum(supervised), 1.0)
 
 
 def _replicas():
