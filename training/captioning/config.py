@@ -6,7 +6,7 @@ in `training.core.config.TrainingConfig`, and what both caption tasks share
 limits and metrics) in `training.core.caption_config.CaptionTaskConfig`;
 this adds the images, captions and the image encoder, and the rest of Show,
 Attend and Tell's decoder: the context gate and the doubly stochastic
-penalty.
+penalty, and the attention supervision from object boxes.
 """
 
 import dataclasses
@@ -69,6 +69,12 @@ class CaptioningConfig(CaptionTaskConfig):
         "attention_regularization", 1.0,
         help="Weight of the penalty asking every region to get about one unit of attention "
              "over the caption; 0: off.")
+    attention_supervision: float = option(
+        0.0, minimum=0.0,
+        help="Weight of the attention supervision from object boxes (Liu et al. 2017): the "
+             "cross-entropy between each object word's attention and the grid cells of its "
+             "object's box, added to the loss; needs data=generated (its scenes know the "
+             "boxes); 0: off.")
     export_name: str = task_default("export_name", "captioner")
 
     def check_combinations(self):
@@ -77,6 +83,9 @@ class CaptioningConfig(CaptionTaskConfig):
             return problem
         if self.data == "folder" and not (self.images_dir and self.captions_file):
             return "images_dir: data=folder needs images_dir=DIR and captions_file=FILE"
+        if self.attention_supervision and self.data != "generated":
+            return ("attention_supervision: needs the object boxes of data=generated; "
+                    f"data={self.data} has none")
         if self.encoder == "cnn" and self.image_size // 2 ** self.cnn_blocks < 1:
             return (f"cnn_blocks: {self.cnn_blocks} blocks halve a {self.image_size}-pixel "
                     f"image to nothing")

@@ -48,6 +48,28 @@ def _overlap(lo: np.ndarray, hi: np.ndarray, box_lo: float, box_hi: float) -> np
     return np.clip(np.minimum(hi, box_hi) - np.maximum(lo, box_lo), 0.0, None)
 
 
+def box_cells(box, grid_shape, image_size):
+    """Where a box lies on the region grid (cells as `localization` lays them
+    out, row-major): `(area [H*W], centre_inside [H*W])`, each cell's share
+    of its area inside the box (0..1) and whether its centre is inside.
+
+    >>> area, centre = box_cells((0, 0, 48, 32), (2, 2), 64)
+    >>> area.tolist(), centre.tolist()
+    ([1.0, 0.5, 0.0, 0.0], [True, False, False, False])
+    """
+    grid_h, grid_w = (int(v) for v in grid_shape)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    x_edges, y_edges = _cell_edges(grid_w, image_size), _cell_edges(grid_h, image_size)
+    x_centres = (x_edges[:-1] + x_edges[1:]) / 2
+    y_centres = (y_edges[:-1] + y_edges[1:]) / 2
+    cell_area = (image_size / grid_w) * (image_size / grid_h)
+    area = np.outer(_overlap(y_edges[:-1], y_edges[1:], y0, y1),
+                    _overlap(x_edges[:-1], x_edges[1:], x0, x1)) / cell_area
+    centre_inside = np.outer((y0 <= y_centres) & (y_centres < y1),
+                             (x0 <= x_centres) & (x_centres < x1))
+    return area.reshape(-1), centre_inside.reshape(-1)
+
+
 def localization(attention, word_objects, boxes, grid_shape, image_size) -> list[WordLocalization]:
     """Scores one caption's attention against the boxes of the objects its words name.
 
@@ -113,10 +135,6 @@ def localization(attention, word_objects, boxes, grid_shape, image_size) -> list
             raise ValueError(f"box {k} {boxes[k]} is empty or outside the"
                              f" {image_size}x{image_size} image")
 
-    x_edges, y_edges = _cell_edges(grid_w, image_size), _cell_edges(grid_h, image_size)
-    x_centres = (x_edges[:-1] + x_edges[1:]) / 2
-    y_centres = (y_edges[:-1] + y_edges[1:]) / 2
-    cell_area = (image_size / grid_w) * (image_size / grid_h)
     records = []
     cache = {}
     for t, k in enumerate(word_objects.tolist()):
@@ -126,11 +144,7 @@ def localization(attention, word_objects, boxes, grid_shape, image_size) -> list
             raise ValueError(f"word {t} names object {k}, but there are {len(boxes)} boxes")
         if k not in cache:
             x0, y0, x1, y1 = boxes[k]
-            inside = np.outer(_overlap(y_edges[:-1], y_edges[1:], y0, y1),
-                              _overlap(x_edges[:-1], x_edges[1:], x0, x1)) / cell_area
-            centre_in = np.outer((y0 <= y_centres) & (y_centres < y1),
-                                 (x0 <= x_centres) & (x_centres < x1))
-            cache[k] = (inside.reshape(-1), centre_in.reshape(-1),
+            cache[k] = (*box_cells(boxes[k], (grid_h, grid_w), image_size),
                         (x1 - x0) * (y1 - y0) / image_size ** 2)
         fraction, centre_in, chance = cache[k]
         row = attention[t]

@@ -20,5 +20,6 @@ def build_model(config, vocab_size):
     return AttentionSeq2Seq(
         build_encoder(config), vocab_size, config.embedding_dim, build_decoder_cell(config),
         fast_path="auto", dropout=config.dropout,
-        attention_regularization=config.attention_regularization, name="captioner",
+        attention_regularization=config.attention_regularization,
+        attention_supervision=config.attention_supervision, name="captioner",
     )

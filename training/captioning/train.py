@@ -1,5 +1,6 @@
 """Train, evaluate and export an image captioner: `train_and_evaluate`."""
 
+import functools
 import os
 
 import numpy as np
@@ -8,7 +9,7 @@ import tensorflow as tf
 from training.captioning import data as data_lib
 from training.captioning import evaluation, metrics
 from training.captioning.export import Captioner
-from training.captioning.model import build_model
+from training.captioning.model import build_encoder, build_model
 from training.core import batching, caption_training, job
 from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
@@ -33,15 +34,38 @@ def load_corpus(config):
     return corpus
 
 
-def encode_examples(examples, vocabulary):
-    """One training example per (image, caption): `(images, targets_in, targets_out)`."""
-    images, captions = [], []
+def encode_examples(examples, vocabulary, attention_grid=None, image_size=None):
+    """One training example per (image, caption): `(images, targets_in, targets_out)`.
+
+    With `attention_grid` `(h, w)` (attention supervision; generated scenes,
+    whose examples know which object each caption word names), a fourth
+    list: per caption `{"attention_target": [T, h*w]}`, the label row of each
+    word that names an object each grid cell's share of its area inside
+    that object's box (`metrics.box_cells`), zeros for the other words and
+    the end token.
+    """
+    images, captions, named = [], [], []
     for example in examples:
         for caption in example.captions:
             images.append(example.image)
             captions.append(caption)
+            named.append((example.objects, example.word_objects))
     targets_in, targets_out = batching.encode_targets(captions, vocabulary)
-    return images, targets_in, targets_out
+    if attention_grid is None:
+        return images, targets_in, targets_out
+    cells = attention_grid[0] * attention_grid[1]
+    targets = []
+    for labels, caption, (objects, word_objects) in zip(targets_out, captions, named):
+        if word_objects is None or len(word_objects) != len(labels) - 1:
+            raise ValueError(f"attention supervision needs each caption word's object: "
+                             f"{caption!r} has {len(labels) - 1} tokens and "
+                             f"{word_objects and len(word_objects)} named objects")
+        target = np.zeros((len(labels), cells), "float32")  # --> [T, h*w]
+        for t, k in enumerate(word_objects):
+            if k >= 0:
+                target[t] = metrics.box_cells(objects[k].box, attention_grid, image_size)[0]
+        targets.append({"attention_target": target})
+    return images, targets_in, targets_out, targets
 
 
 def source_spec(config):
@@ -58,11 +82,17 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
     config_lib.prepare_run(config, workdir)
     corpus = corpus or load_corpus(config)
     log(corpus.summary())
+    encode, extras_spec = encode_examples, None
+    if config.attention_supervision:
+        grid = build_encoder(config).grid_shape(config.image_size)
+        encode = functools.partial(encode_examples, attention_grid=grid,
+                                   image_size=config.image_size)
+        extras_spec = {"attention_target": tf.TensorSpec([None, grid[0] * grid[1]], tf.float32)}
     return caption_training.fit_captioner(
-        config, workdir, corpus, encode_examples=encode_examples,
-        source_spec=source_spec(config),
+        config, workdir, corpus, encode_examples=encode, source_spec=source_spec(config),
         build_model=lambda vocab_size: model_builder(config, vocab_size),
-        log=log, optimizer_builder=optimizer_builder, callbacks=callbacks)
+        log=log, optimizer_builder=optimizer_builder, callbacks=callbacks,
+        extras_spec=extras_spec)
 
 
 def encode_png(images):
