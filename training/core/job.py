@@ -16,8 +16,10 @@ from training.core.evaluation import finish_report
 
 def run(config, workdir, corpus, log, *, task_name, load_corpus, train, make_exporter,
         evaluate, **report_fields):
-    """Checks the config, loads the corpus (unless given), trains, exports,
-    evaluates and writes `workdir/report.json`.
+    """Checks the config, joins the cluster (`distribution=data_parallel`)
+    and checks that every process would resume at the same checkpoint step,
+    loads the corpus (unless given), trains, exports, evaluates and writes
+    `workdir/report.json`.
 
     On the TensorFlow backend the model is exported in-process; on another
     (JAX), process 0 saves `model.keras`, exports it in a TensorFlow
