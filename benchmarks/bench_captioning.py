@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_captioning speed --steps 10 --repeats 5
     python -m benchmarks.bench_captioning latency --workdir runs/captioning-main --repeats 5
-    python -m benchmarks.bench_captioning quality --seeds 1 2 3
+    python -m benchmarks.bench_captioning quality --seeds 1 2 3 [--attention-supervision 1]
 
 speed: training images per second of ours (Show, Attend and Tell decoder:
 keys projected once per image) against the TensorFlow tutorial's design
@@ -106,7 +106,7 @@ def quality(args):
     root = args.workdir or tempfile.mkdtemp(prefix="bench_captioning_quality_")
     rows, reports = [], []
     for seed in args.seeds:
-        config = preset("main", seed=seed)
+        config = preset("main", seed=seed, attention_supervision=args.attention_supervision)
         report = train_lib.train_and_evaluate(config, os.path.join(root, f"seed{seed}"))
         reports.append(report)
         loc = report["localization"]
@@ -121,7 +121,8 @@ def quality(args):
                  spread([r["localization"]["hit_rate"] for r in reports]),
                  spread([r["localization"]["mass"] for r in reports])])
     print("\n".join(describe_machine()))
-    print(f"\npreset main, {reports[0]['test_images']} generated test scenes, greedy\n")
+    print(f"\npreset main, attention_supervision {args.attention_supervision}, "
+          f"{reports[0]['test_images']} generated test scenes, greedy\n")
     print(markdown_table(["seed", "steps", "exact match %", "BLEU-4", "CIDEr-D",
                           "argmax in object (chance)", "mass in object (chance)"], rows))
 
@@ -134,6 +135,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--workdir", help="latency: a trained workdir; quality: where to train")
+    parser.add_argument("--attention-supervision", type=float, default=0.0,
+                        help="quality: the config's attention_supervision (0: off)")
     args = parser.parse_args()
     {"speed": speed, "latency": latency, "quality": quality}[args.mode](args)
 
