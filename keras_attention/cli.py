@@ -66,6 +66,7 @@ import re
 import sys
 from typing import Callable, NamedTuple, Optional
 
+from keras_attention import native_memory
 from keras_attention.export_format import (
     BEAM_SIGNATURE,
     GREEDY_SIGNATURE,
@@ -282,6 +283,7 @@ def main(argv=None):
     # TensorFlow's C++ start-up chatter would bury a one-line error; set
     # before TensorFlow loads (this package imports it only when needed).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    native_memory.retain_freed_memory()  # before TensorFlow's first step buffers
     if argv[:1] == ["serve"]:  # every option after it is the server's, --help included
         return run_server(argv[1:])
     parser = build_parser()

@@ -11,6 +11,13 @@ _TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
+from keras_attention import native_memory  # noqa: E402
+
+# As the package's entry points do: this process and every subprocess (test
+# scripts included) keep freed memory instead of faulting it in again.
+native_memory.retain_freed_memory()
+os.environ.update(native_memory.MALLOC_ENVIRONMENT)
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -19,6 +19,8 @@ import logging
 import os
 import sys
 
+from keras_attention import native_memory
+
 
 # The program name in usage lines and errors: how the server was started.
 DEFAULT_PROG = "keras-attention serve"
@@ -137,6 +139,7 @@ def main(argv=None, prog=DEFAULT_PROG):
     the exit status. `prog` names the program in usage lines and errors."""
     args = parse_args(argv, prog)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    native_memory.retain_freed_memory()
     try:
         import uvicorn
 

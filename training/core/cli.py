@@ -27,6 +27,7 @@ import sys
 import textwrap
 from typing import Callable
 
+from keras_attention import native_memory
 from training.core import config as config_lib
 
 # What a workdir holds that a restart removes: checkpoints, logs, and the
@@ -91,6 +92,7 @@ class Task:
 def main(task, argv=None):
     """Parses the command line, runs the task, prints its report; the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    native_memory.retain_freed_memory()  # before TensorFlow's first step buffers
     parser = argparse.ArgumentParser(
         prog=f"python -m training.{task.name}", description=task.description, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
