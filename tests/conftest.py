@@ -21,6 +21,7 @@ os.environ.update(native_memory.MALLOC_ENVIRONMENT)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from shared_build import shared_root  # noqa: E402
 
 DEFAULT_SEED = 1234
 
@@ -40,6 +41,19 @@ def _seeded():
     """Every test starts from the same global seeds."""
     seed_everything()
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jax_compilation_cache(tmp_path_factory):
+    """The JAX subprocesses of one run share compiled programs through one
+    cache (model initializers, the same train step in another process):
+    compiling is most of a few-step JAX run. A run's own folder, so each
+    run starts empty, as in CI; an entry being written when another
+    process reads it is compiled again (JAX warns and goes on)."""
+    cache = os.path.join(shared_root(tmp_path_factory), "jax-compilation-cache")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 
 @pytest.fixture

@@ -52,6 +52,24 @@ class StepLosses(keras.callbacks.Callback):
         print(f"step {len(self.losses)} loss {self.losses[-1]:.6f}", flush=True)
 
 
+def greedy_ids(model, source, max_length, max_lengths, no_repeat_ngram_size):
+    """The JAX model's greedy token ids of each row, the search compiled as one
+    program (run op by op, each of its few hundred ops compiles on its own)."""
+    import jax
+
+    from training.core.text import END_ID, START_ID
+
+    @jax.jit
+    def search(source, max_lengths):
+        decoded = model.generate(source, START_ID, END_ID, max_length, method="greedy",
+                                 max_lengths=max_lengths,
+                                 no_repeat_ngram_size=no_repeat_ngram_size)
+        return decoded.ids, decoded.lengths
+
+    ids, lengths = (np.asarray(part) for part in search(source, max_lengths))
+    return [row[:n].tolist() for row, n in zip(ids, lengths)]
+
+
 def config_from(overrides):
     from training.core import config as config_lib
     from training.translation.config import PRESETS, TranslationConfig
@@ -77,19 +95,14 @@ def main():
 
         from training.core import backend_export
         from training.core.export import LoadedExport
-        from training.core.text import END_ID, START_ID
 
         model = result.model
         model.save(os.path.join(workdir, "model.keras"))
         source_ids = source_vocabulary.encode(tf.constant(SENTENCES)).numpy()
         lengths = (source_ids != 0).sum(-1)
         max_lengths = np.minimum(2 * lengths + 11, config.max_target_tokens + 1)
-        decoded = model.generate(source_ids, START_ID, END_ID, int(max_lengths.max()),
-                                 method="greedy", max_lengths=max_lengths,
-                                 no_repeat_ngram_size=config.no_repeat_ngram_size)
-        ids = keras.ops.convert_to_numpy(decoded.ids)
-        ids_lengths = keras.ops.convert_to_numpy(decoded.lengths)
-        out["jax_ids"] = [row[:n].tolist() for row, n in zip(ids, ids_lengths)]
+        out["jax_ids"] = greedy_ids(model, source_ids, int(max_lengths.max()), max_lengths,
+                                    config.no_repeat_ngram_size)
         exported = LoadedExport(backend_export.export_in_tensorflow("translation", workdir))
         answer = exported.greedy(tf.constant(SENTENCES))
         out["export_ids"] = [row[:n].tolist() for row, n in zip(
@@ -105,7 +118,6 @@ def caption_job(task, workdir, overrides):
     from training.core import backend_export
     from training.core import config as config_lib
     from training.core.export import LoadedExport
-    from training.core.text import END_ID, START_ID
 
     train_lib = importlib.import_module(f"training.{task}.train")
     task_cli = importlib.import_module(f"training.{task}.__main__").TASK
@@ -129,16 +141,12 @@ def caption_job(task, workdir, overrides):
         lambda: train_lib.build_model(config, exported.target_vocabulary_size),
         train_lib.source_spec(config))
     limit = exported.max_output_tokens + 1
-    decoded = model.generate(source, START_ID, END_ID, limit, method="greedy",
-                             max_lengths=np.full([len(test)], limit, "int32"),
-                             no_repeat_ngram_size=exported.no_repeat_ngram_size)
-    ids = keras.ops.convert_to_numpy(decoded.ids)
-    ids_lengths = keras.ops.convert_to_numpy(decoded.lengths)
     out = {
         "backend": keras.backend.backend(),
         "steps": report["training"]["steps"],
         "report_keys": sorted(report),
-        "jax_ids": [row[:n].tolist() for row, n in zip(ids, ids_lengths)],
+        "jax_ids": greedy_ids(model, source, limit, np.full([len(test)], limit, "int32"),
+                              exported.no_repeat_ngram_size),
         "export_ids": [row[:n].tolist() for row, n in zip(
             answer["token_ids"].numpy(), answer["length"].numpy())],
         "workdir_files": sorted(os.listdir(workdir)),
