@@ -10,6 +10,10 @@ environment variables (backend, thread counts) before importing it.
 - `median_ms(times)`: median of a list of seconds, in milliseconds.
 - `markdown_table(headers, rows)`: a GitHub-flavoured markdown table.
 - `spread(values, digits, with_range)`: `mean ± sd` of a metric over seeds.
+
+Importing it keeps freed memory in the process (`keras_attention.native_memory`),
+as the training and serving commands do, so the timings are theirs;
+`KERAS_ATTENTION_MALLOC_DEFAULTS=1` times glibc's defaults instead.
 """
 
 import math
@@ -19,6 +23,10 @@ import statistics
 import sys
 import time
 
+from keras_attention import native_memory
+
+MEMORY_RETAINED = native_memory.retain_freed_memory()
+
 
 def describe_machine():
     """Lines describing the machine and the library versions."""
@@ -27,6 +35,8 @@ def describe_machine():
         f"processor: {platform.processor() or platform.machine()}",
         f"cpu_count: {os.cpu_count()}",
         f"python: {sys.version.split()[0]}",
+        "malloc: " + ("freed memory retained (keras_attention.native_memory)"
+                      if MEMORY_RETAINED else "the platform's defaults"),
     ]
     cpu_model = _cpu_model_name()
     if cpu_model:

@@ -9,7 +9,8 @@ megabytes each) many times, so every step pays a page fault for each
 million page faults, a third of its CPU time. `retain_freed_memory()`
 fixes the thresholds as the `MALLOC_*` variables of `MALLOC_ENVIRONMENT`
 would at start-up; the resident size stays about the same (the buffers are
-reused, not added).
+reused, not added). `KERAS_ATTENTION_MALLOC_DEFAULTS=1` keeps glibc's
+defaults (to compare, or where every freed megabyte must go back).
 
 Example:
 
@@ -20,6 +21,7 @@ Example:
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 # mallopt(3) parameters and the environment variables that set them.
@@ -34,16 +36,17 @@ _SETTINGS = (
     (_M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", 32 * 1024 ** 2),
 )
 MALLOC_ENVIRONMENT = {name: str(value) for _, name, value in _SETTINGS}
+OPT_OUT_VARIABLE = "KERAS_ATTENTION_MALLOC_DEFAULTS"
 
 
 def retain_freed_memory():
     """Sets glibc's malloc to keep freed memory for the next allocation.
 
     Call it once, early (before the first model is built). Returns True
-    where glibc took every setting, False elsewhere (macOS, Windows, musl),
-    where it changes nothing.
+    where glibc took every setting; False where it changes nothing: off
+    glibc (macOS, Windows, musl) or under `KERAS_ATTENTION_MALLOC_DEFAULTS=1`.
     """
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or os.environ.get(OPT_OUT_VARIABLE) == "1":
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

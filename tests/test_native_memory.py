@@ -37,7 +37,8 @@ PAGES_PER_ROUND = 40 * 4 * 1024 * 1024 // 4096
 
 
 def rounds(mode, environment=None):
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MALLOC_")}
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("MALLOC_") and key != native_memory.OPT_OUT_VARIABLE}
     env.update(environment or {})
     done = subprocess.run([sys.executable, "-c", ROUNDS, mode], env=env, capture_output=True,
                           text=True, timeout=120, check=True)
@@ -49,6 +50,7 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again():
     default = rounds("none")
     called = rounds("call")
     from_environment = rounds("none", native_memory.MALLOC_ENVIRONMENT)
+    opted_out = rounds("call", {native_memory.OPT_OUT_VARIABLE: "1"})
     # glibc's defaults hand the freed top of the heap back each round: half
     # of every round's 160 MiB faults in again (20,500 pages a round measured).
     assert default["faults"] >= 5 * PAGES_PER_ROUND * 0.4, default
@@ -56,3 +58,6 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again():
     # Kept: the later rounds reuse the first round's pages (none faulted).
     assert called["faults"] < 0.01 * default["faults"], (called, default)
     assert from_environment["faults"] < 0.01 * default["faults"], (from_environment, default)
+    # KERAS_ATTENTION_MALLOC_DEFAULTS=1: the call leaves glibc's defaults.
+    assert opted_out["took"] is False
+    assert abs(opted_out["faults"] - default["faults"]) <= 0.05 * default["faults"], opted_out
