@@ -16,11 +16,16 @@ import pytest
 from keras_attention import native_memory
 
 ROUNDS = textwrap.dedent("""
-    import json, resource, sys
+    import contextlib, io, json, resource, sys
     import numpy as np
     from keras_attention import native_memory
 
-    took = native_memory.retain_freed_memory() if sys.argv[1] == "call" else None
+    took = None
+    if sys.argv[1] == "call":
+        took = native_memory.retain_freed_memory()
+    elif sys.argv[1] != "none":  # an entry point's statement, its output and exit put aside
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+            exec(sys.argv[1])
 
     def one_round():
         blocks = [np.ones(512 * 1024) for _ in range(40)]  # 40 x 4 MiB, written
@@ -34,6 +39,13 @@ ROUNDS = textwrap.dedent("""
     print(json.dumps({"took": took, "faults": faults}))
 """)
 PAGES_PER_ROUND = 40 * 4 * 1024 * 1024 // 4096
+# The entry points, each run as far as a quick exit (no model, no data).
+ENTRY_POINTS = {
+    "keras-attention": "from keras_attention import cli; cli.main(['translate', '--help'])",
+    "python -m training.TASK": "from training.core import cli; "
+                               "from training.translation.__main__ import TASK; "
+                               "cli.main(TASK, ['--list-options'])",
+}
 
 
 def rounds(mode, environment=None):
@@ -41,7 +53,8 @@ def rounds(mode, environment=None):
            if not key.startswith("MALLOC_") and key != native_memory.OPT_OUT_VARIABLE}
     env.update(environment or {})
     done = subprocess.run([sys.executable, "-c", ROUNDS, mode], env=env, capture_output=True,
-                          text=True, timeout=120, check=True)
+                          text=True, timeout=120, check=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -61,3 +74,12 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again():
     # KERAS_ATTENTION_MALLOC_DEFAULTS=1: the call leaves glibc's defaults.
     assert opted_out["took"] is False
     assert abs(opted_out["faults"] - default["faults"]) <= 0.05 * default["faults"], opted_out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_the_commands_keep_freed_memory_from_their_start(entry):
+    default = rounds("none")
+    after_entry = rounds(ENTRY_POINTS[entry])
+    assert default["faults"] >= 5 * PAGES_PER_ROUND * 0.4, default
+    assert after_entry["faults"] < 0.01 * default["faults"], (entry, after_entry, default)
