@@ -58,15 +58,24 @@ def rounds(mode, environment=None):
     return json.loads(done.stdout.splitlines()[-1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
-def test_freed_memory_is_reused_instead_of_faulted_in_again():
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="glibc's malloc only")
+
+
+@pytest.fixture(scope="module")
+def default():
+    """The rounds under glibc's defaults, which hand the freed top of the heap
+    back each round: half of every round's 160 MiB faults in again (20,500
+    pages a round measured)."""
     default = rounds("none")
+    assert default["faults"] >= 5 * PAGES_PER_ROUND * 0.4, default
+    return default
+
+
+def test_freed_memory_is_reused_instead_of_faulted_in_again(default):
     called = rounds("call")
     from_environment = rounds("none", native_memory.MALLOC_ENVIRONMENT)
     opted_out = rounds("call", {native_memory.OPT_OUT_VARIABLE: "1"})
-    # glibc's defaults hand the freed top of the heap back each round: half
-    # of every round's 160 MiB faults in again (20,500 pages a round measured).
-    assert default["faults"] >= 5 * PAGES_PER_ROUND * 0.4, default
     assert called["took"] is True
     # Kept: the later rounds reuse the first round's pages (none faulted).
     assert called["faults"] < 0.01 * default["faults"], (called, default)
@@ -76,10 +85,7 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again():
     assert abs(opted_out["faults"] - default["faults"]) <= 0.05 * default["faults"], opted_out
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")
 @pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
-def test_the_commands_keep_freed_memory_from_their_start(entry):
-    default = rounds("none")
+def test_the_commands_keep_freed_memory_from_their_start(entry, default):
     after_entry = rounds(ENTRY_POINTS[entry])
-    assert default["faults"] >= 5 * PAGES_PER_ROUND * 0.4, default
     assert after_entry["faults"] < 0.01 * default["faults"], (entry, after_entry, default)
