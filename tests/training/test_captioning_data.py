@@ -14,6 +14,7 @@ from bad_lines import assert_bad_line_named_then_skipped
 import tensorflow as tf
 
 from training.captioning import data, scenes
+from training.core import images
 from training.captioning.data import CaptionDataError
 
 SIZE = 16
@@ -305,7 +306,7 @@ def test_coco_with_mock_data_resizes_images_and_keeps_captions(tmp_path):
         assert example.objects is None
     # Each dev example is its raw image resized, with its raw captions.
     for example, original in zip(corpus.dev, raw):
-        expected = data.resize_image(original["image"], SIZE).astype(int)
+        expected = images.resize_image(original["image"], SIZE).astype(int)
         np.testing.assert_allclose(example.image.astype(int), expected, atol=1)
         assert example.captions == [" ".join(t.decode().split())
                                     for t in original["captions"]["text"]
@@ -319,10 +320,10 @@ def test_coco_with_mock_data_resizes_images_and_keeps_captions(tmp_path):
 
 def test_resize_image_keeps_a_sized_image_and_shrinks_by_averaging():
     image = np.random.default_rng(1).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
-    assert np.array_equal(data.resize_image(image, SIZE), image)
+    assert np.array_equal(images.resize_image(image, SIZE), image)
     stripes = np.zeros((64, 64, 3), np.uint8)
     stripes[:, ::2] = 200  # one-pixel stripes average to 100 when shrunk 4x
-    small = data.resize_image(stripes, SIZE)
+    small = images.resize_image(stripes, SIZE)
     np.testing.assert_allclose(small[2:-2, 2:-2].astype(float), 100, atol=3)
 
 

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 
 import numpy as np
 
 from training.captioning import scenes
-from training.core import files
+from training.core import files, images
 
 COCO_NAME = "coco_captions/2014"
 """The tfds name: COCO 2014 images with captions; its only config is ``2014``.
@@ -119,48 +118,10 @@ def load_generated(train_count, dev_count, test_count, seed, image_size, noise=0
 
 
 # ------------------------------------------------------------------ images
-def resize_image(image, image_size):
-    """Any ``[H, W, 3]`` image (uint8 or float 0..255) -> uint8 ``[image_size, image_size, 3]``.
-
-    Bilinear with antialiasing (so shrinking averages rather than skips pixels),
-    rounded and clipped.
-    """
-    import tensorflow as tf
-
-    image = tf.convert_to_tensor(image)
-    if image.shape[0] == image_size and image.shape[1] == image_size and image.dtype == tf.uint8:
-        return image.numpy()
-    resized = tf.image.resize(image, [image_size, image_size], antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8).numpy()
-
-
 def read_image(path, image_size):
-    """A JPEG, PNG, GIF (first frame), BMP or WebP file -> RGB uint8 ``[size, size, 3]``.
-
-    Grayscale is repeated into three channels; an alpha channel is dropped.
-    Raises `CaptionDataError` naming the path if the file is missing,
-    unreadable, truncated or not an image.
-    """
-    import tensorflow as tf
-
-    if not os.path.isfile(path):
-        raise CaptionDataError(f"{path}: no such image file")
-    try:
-        with open(path, "rb") as handle:
-            contents = handle.read()
-    except OSError as error:
-        raise CaptionDataError(f"{path}: cannot read: {error}") from None
-    if not contents:
-        raise CaptionDataError(f"{path}: empty file, not an image")
-    try:
-        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    except tf.errors.OpError as error:
-        reason = _op_error_reason(error)
-        raise CaptionDataError(
-            f"{path}: not a readable image (JPEG, PNG, GIF, BMP, WebP; truncated or corrupt?): "
-            f"{reason}"
-        ) from None
-    return resize_image(image, image_size)
+    """A JPEG, PNG, GIF (first frame), BMP or WebP file -> RGB uint8 ``[size, size, 3]``;
+    `CaptionDataError` naming the path if it is missing or not an image."""
+    return images.read_image(path, image_size, CaptionDataError)
 
 
 # ------------------------------------------------------------ image folder
@@ -209,13 +170,6 @@ def load_folder(images_dir, captions_file, image_size, skip_bad_lines=False,
     corpus.skipped = skipped
     corpus.description = f"image folder {images_dir} with {captions_file}"
     return corpus
-
-
-def _op_error_reason(error):
-    """The readable part of a TensorFlow op error ("Invalid PNG data, size 1586")."""
-    lines = (error.message or "").strip().splitlines()
-    reason = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]", "", lines[0] if lines else "").strip()
-    return reason or type(error).__name__
 
 
 def _is_header(text):

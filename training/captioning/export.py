@@ -16,19 +16,7 @@ import tensorflow as tf
 
 from training.core.decoding_options import DecodingOptions
 from training.core.export import SequenceExporter
-
-
-def decode_images(image_bytes, image_size):
-    """`[B]` encoded images -> uint8 `[B, size, size, 3]` (stock ops)."""
-
-    def decode(data):
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
-        image = tf.image.resize(tf.cast(image, tf.float32), (image_size, image_size),
-                                antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-
-    return tf.map_fn(decode, image_bytes,
-                     fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8))
+from training.core.images import prepare_image_bytes
 
 
 class Captioner(SequenceExporter):
