@@ -12,7 +12,8 @@ from training.core.text import load_or_build_vocabulary
 
 
 def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_model, log,
-                  optimizer_builder=fitting.default_optimizer, callbacks=(), extras_spec=None):
+                  optimizer_builder=fitting.default_optimizer, callbacks=(), extras_spec=None,
+                  vocabulary=None):
     """Trains a captioner on `corpus.train`, validating on `corpus.dev`
     (resuming at the step where a run stopped).
 
@@ -26,15 +27,19 @@ def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_m
         source_spec: The `tf.TensorSpec` (or nest of them) of one source.
         build_model: `vocab_size -> keras.Model`.
         extras_spec: The `tf.TensorSpec`s of the more inputs, or None.
+        vocabulary: The output `Vocabulary`; None: the caption words'
+            (`workdir/vocabulary.json`, built from the training captions).
 
     Returns:
         `(fit_result, vocabulary)`.
     """
-    vocabulary = load_or_build_vocabulary(
-        os.path.join(workdir, "vocabulary.json"),
-        [caption for example in corpus.train for caption in example.captions],
-        config.vocab_size, config.max_caption_tokens, config.min_word_count, name="vocabulary")
-    log(f"vocabulary: {vocabulary.size} words")
+    if vocabulary is None:
+        vocabulary = load_or_build_vocabulary(
+            os.path.join(workdir, "vocabulary.json"),
+            [caption for example in corpus.train for caption in example.captions],
+            config.vocab_size, config.max_caption_tokens, config.min_word_count,
+            name="vocabulary")
+        log(f"vocabulary: {vocabulary.size} words")
     train_examples = encode_examples(corpus.train, vocabulary)
     dev_examples = encode_examples(corpus.dev, vocabulary)
 
@@ -57,7 +62,8 @@ def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_m
     return result, vocabulary
 
 
-def export_workdir(config, workdir, build_model, source_spec, make_exporter):
+def export_workdir(config, workdir, build_model, source_spec, make_exporter,
+                   load_vocabulary=None):
     """`--export-only` of a captioning task: the model of a finished
     workdir (trained on any backend) rebuilt with its vocabulary and
     exported to `workdir/export/<export_name>/<export_version>`.
@@ -66,11 +72,13 @@ def export_workdir(config, workdir, build_model, source_spec, make_exporter):
         build_model: `vocab_size -> keras.Model`.
         source_spec: The `tf.TensorSpec` (or nest of them) of one source.
         make_exporter: `(model, vocabulary) -> SequenceExporter`.
+        load_vocabulary: `() -> Vocabulary` saved in the workdir; None: the
+            caption words' `vocabulary.json`.
 
     Returns the exported version's path.
     """
     backend_export.check_finished(workdir, ["vocabulary.json"])
-    vocabulary = load_or_build_vocabulary(
+    vocabulary = load_vocabulary() if load_vocabulary else load_or_build_vocabulary(
         os.path.join(workdir, "vocabulary.json"), [], config.vocab_size,
         config.max_caption_tokens, config.min_word_count, name="vocabulary")
     model = backend_export.rebuild_model(config, workdir, lambda: build_model(vocabulary.size),
@@ -80,7 +88,7 @@ def export_workdir(config, workdir, build_model, source_spec, make_exporter):
 
 
 def evaluate_greedy_and_beam(config, captioner, references, run, hypothesis, workdir, log,
-                             unit, describe_greedy):
+                             unit, describe_greedy, score=None):
     """A captioning task's test-set evaluation: the greedy signature, then the
     beam one, each scored with the caption metrics; the hypotheses and
     references written to `workdir/test.*.txt`.
@@ -93,20 +101,23 @@ def evaluate_greedy_and_beam(config, captioner, references, run, hypothesis, wor
         unit: What one input is, for the log ("image").
         describe_greedy: `(results, hypotheses) -> dict` of what the greedy
             answers add to the report (localization, plots, examples).
+        score: `(hypotheses, references) -> scores dict`; None: the caption
+            metrics (`caption_metrics.caption_scores`).
 
     Returns the report: `{"greedy": scores, "beam<K>": scores, ...}`.
     """
     report = {}
     for name, signature in (("greedy", captioner.greedy),
                             (f"beam{captioner.beam_width}", captioner.beam)):
-        log(f"captioning {len(references)} test {unit}s ({name})")
+        log(f"decoding {len(references)} test {unit}s ({name})")
         start = time.monotonic()
         results = run(signature)
         seconds = time.monotonic() - start
         hypotheses = [hypothesis(result) for result in results]
         core_evaluation.write_lines(os.path.join(workdir, f"test.hypotheses.{name}.txt"),
                                     hypotheses)
-        scores = caption_metrics.caption_scores(hypotheses, references, meteor=config.meteor)
+        scores = (score(hypotheses, references) if score else
+                  caption_metrics.caption_scores(hypotheses, references, meteor=config.meteor))
         scores["seconds"] = round(seconds, 1)
         report[name] = scores
         if name == "greedy":

@@ -107,7 +107,8 @@ class SequenceExporter(tf.Module):
 
     A task subclasses it and sets `task`, `input_name`, `input_kind` and
     `attention_axes`, and implements `input_spec()` and `prepare()`; it may
-    override `replace_words()`, `format_attention()` and `metadata_extras()`.
+    override `replace_words()`, `join_words()`, `format_attention()` and
+    `metadata_extras()`.
     A task with several named inputs, or more than one way to feed the
     model, overrides `input_variants()` instead of `input_spec()` and
     `prepare()`: one `InputVariant` per pair of signatures.
@@ -240,6 +241,12 @@ class SequenceExporter(tf.Module):
         `ids [R, T]`, `attention [R, T, S]`, `rows` as from `prepare`."""
         return words
 
+    def join_words(self, words):
+        """Ragged `[R, (T)]` output words -> `[R]` text: words joined by
+        spaces, none before closing punctuation (a task whose tokens are
+        characters joins them with nothing)."""
+        return detokenize_words(words)
+
     def format_attention(self, attention, rows):
         """`[R, T, S]` -> what the signature returns (e.g. `[R, T, H, W]`)."""
         return attention
@@ -325,7 +332,7 @@ class SequenceExporter(tf.Module):
         words = tf.where(valid, self.replace_words(words, ids, attention, rows), "")
         if self.recaser is not None:
             words = self.recaser.capitalize_sentence_starts(words)
-        text = detokenize_words(tf.RaggedTensor.from_tensor(words, lengths=lengths))
+        text = self.join_words(tf.RaggedTensor.from_tensor(words, lengths=lengths))
         attention = attention * tf.cast(valid, attention.dtype)[..., None]
         return {"text": text, "tokens": words, "token_ids": ids, "length": lengths,
                 "attention": self.format_attention(attention, rows)}

@@ -83,6 +83,10 @@ class ConvImageEncoder(ImageEncoder):
     def _grid_side(self, image_size):
         return image_size // 2 ** self.blocks
 
+    def _pool_size(self, block):
+        """The max pool after `block`: 2 (height and width halved)."""
+        return 2
+
     def build(self, images_shape):
         policy = self.dtype_policy
         self.layers_ = []
@@ -95,7 +99,8 @@ class ConvImageEncoder(ImageEncoder):
                     keras.layers.BatchNormalization(name=f"norm_{block}_{i}", dtype=policy),
                     keras.layers.ReLU(dtype=policy),
                 ]
-            self.layers_.append(keras.layers.MaxPooling2D(2, name=f"pool_{block}", dtype=policy))
+            self.layers_.append(keras.layers.MaxPooling2D(
+                self._pool_size(block), name=f"pool_{block}", dtype=policy))
         shape = tuple(images_shape)
         for layer in self.layers_:
             layer.build(shape)
