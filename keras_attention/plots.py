@@ -364,3 +364,79 @@ def plot_frame_attention(frames, attention, words, path, title=None):
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def _line_attention_figure(image, attention, tokens, title=None):
+    """Builds (does not save) the figure of `plot_line_attention`:
+    (figure, image axes, heat-map axes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if np.ndim(image) != 3 or np.shape(image)[-1] != 3:
+        raise ValueError(f"image must be [H, W, 3], got shape {np.shape(image)}")
+    rgb = _as_rgb(image, "image")
+    attention = np.asarray(attention, dtype="float32")
+    if attention.ndim == 3 and attention.shape[1] == 1:
+        attention = attention[:, 0]
+    tokens = [str(token) for token in tokens]
+    if attention.ndim != 2 or attention.shape[0] != len(tokens):
+        raise ValueError(f"attention must be [T, w] (or [T, 1, w]) for {len(tokens)} tokens, "
+                         f"got shape {attention.shape}")
+    height, width = rgb.shape[:2]
+    figure_width = min(max(4.0, width / 25.0), 14.0)
+    row_height = figure_width * height / width
+    heat_height = max(0.22 * len(tokens), 0.3)
+    figure, (image_axes, heat_axes) = plt.subplots(
+        2, 1, sharex=True, figsize=(figure_width, row_height + heat_height + 1.0),
+        gridspec_kw={"height_ratios": [row_height, heat_height]})
+    image_axes.imshow(rgb, extent=(0, width, height, 0))
+    image_axes.set_yticks([])
+    if title:
+        image_axes.set_title(title, fontsize=9)
+    heat_axes.imshow(attention, cmap="viridis", aspect="auto", interpolation="nearest",
+                     extent=(0, width, len(tokens) - 0.5, -0.5), vmin=0.0,
+                     vmax=max(float(attention.max(initial=0.0)), 1e-6))
+    heat_axes.set_yticks(range(len(tokens)))
+    heat_axes.set_yticklabels(["␣" if token == " " else token for token in tokens])
+    heat_axes.set_xlabel("image column (pixels)")
+    figure.tight_layout()
+    return figure, image_axes, heat_axes
+
+
+def plot_line_attention(image, attention, tokens, path, title=None):
+    """Draws where each output token looked along a line image (text
+    recognition): the image on top, and under it one row per token of its
+    weights over the image's columns, the columns lined up with the pixels
+    they stand for.
+
+    Args:
+        image: `[H, W, 3]` line image, uint8 or float (as `plot_image_attention`).
+        attention: `[T, w]` weights over `w` columns of equal width across
+            the image (or `[T, 1, w]`, a grid of one row), one row per token.
+        tokens: T output tokens (a space is shown as "␣").
+        path: Where the PNG goes.
+        title: Optional title.
+
+    Returns:
+        `path`.
+
+    Raises:
+        ValueError: `image` is not `[H, W, 3]`, or `attention` is not `[T, w]`
+            (or `[T, 1, w]`) for T tokens.
+
+    Example:
+
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "line.png")
+    >>> image = np.zeros((32, 64, 3), dtype=np.uint8)
+    >>> plot_line_attention(image, np.eye(2, 16), ["4", "2"], path) == path
+    True
+    """
+    import matplotlib.pyplot as plt
+
+    figure, _, _ = _line_attention_figure(image, attention, tokens, title=title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -10,6 +10,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from keras_attention.plots import (  # noqa: E402
+    _line_attention_figure,
+    plot_line_attention,
     _frame_attention_figure,
     _image_attention_figure,
     plot_frame_attention,
@@ -332,4 +334,56 @@ def test_frame_attention_rejects_bad_shapes(tmp_path, frames, attention, words, 
     path = tmp_path / "bad.png"
     with pytest.raises(ValueError, match=message):
         plot_frame_attention(frames, attention, words, str(path))
+    assert not path.exists()
+
+
+def test_line_attention_writes_png_and_closes_figure(tmp_path):
+    path = str(tmp_path / "line.png")
+    open_before = plt.get_fignums()
+    attention = np.eye(3, 10)[:, None, :]  # [T, 1, w]: a grid of one row
+    assert plot_line_attention(np.full((32, 96, 3), 128, np.uint8), attention,
+                               ["4", " ", "2"], path, title="4 2") == path
+    width, height = png_size(path)
+    assert width > height > 50
+    assert plt.get_fignums() == open_before
+
+
+def test_line_attention_rows_are_tokens_and_columns_line_up_with_pixels():
+    image = np.zeros((32, 160, 3), np.uint8)
+    image[:, 40:60] = 255  # one bright character between x 40 and 60
+    attention = np.zeros((2, 40))
+    attention[0, 10:15] = 0.2  # columns 10..14 are pixels 40..60
+    attention[1, 30] = 1.0
+    figure, image_axes, heat_axes = _line_attention_figure(image, attention, ["i", " "])
+    try:
+        figure.canvas.draw()
+        np.testing.assert_allclose(np.asarray(heat_axes.get_images()[0].get_array()),
+                                   attention)
+        assert [label.get_text() for label in heat_axes.get_yticklabels()] == ["i", "␣"]
+        image_box, heat_box = image_axes.get_window_extent(), heat_axes.get_window_extent()
+        assert abs(image_box.x0 - heat_box.x0) < 1 and abs(image_box.x1 - heat_box.x1) < 1
+        assert image_box.y0 >= heat_box.y1 - 1  # the image above its heat map
+        pixels = render(figure)
+        heat = panel_pixels(figure, pixels, heat_axes).mean(axis=-1)
+        line = panel_pixels(figure, pixels, image_axes).mean(axis=-1)
+        rows, columns = heat.shape
+        bright_columns = np.flatnonzero(line.mean(axis=0) > 0.5)
+        lit = np.flatnonzero(heat[int(0.25 * rows)] > heat[int(0.25 * rows)].min() + 0.3)
+        # Token 0's attention lies under the bright character, within a pixel column.
+        assert abs(lit.min() - bright_columns.min()) <= 2
+        assert abs(lit.max() - bright_columns.max()) <= 2
+        assert columns == line.shape[1]
+    finally:
+        plt.close(figure)
+
+
+@pytest.mark.parametrize("image, attention, tokens, message", [
+    (np.zeros((32, 64), np.uint8), np.ones((1, 16)), ["a"], r"\[H, W, 3\]"),
+    (np.zeros((32, 64, 3), np.uint8), np.ones((2, 16)), ["a"], r"for 1 tokens, got shape"),
+    (np.zeros((32, 64, 3), np.uint8), np.ones((1, 2, 16)), ["a"], r"\[T, w\]"),
+])
+def test_line_attention_rejects_bad_shapes(tmp_path, image, attention, tokens, message):
+    path = tmp_path / "bad.png"
+    with pytest.raises(ValueError, match=message):
+        plot_line_attention(image, attention, tokens, str(path))
     assert not path.exists()
