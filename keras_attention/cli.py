@@ -3,11 +3,12 @@
 
     keras-attention translate --model DIR [FILE ...]        lines of FILEs, or stdin (-)
     keras-attention caption   --model DIR IMAGE [IMAGE ...]
+    keras-attention read      --model DIR IMAGE [IMAGE ...]  line images: their text
     keras-attention video     --model DIR CLIP [CLIP ...]    GIFs, or .npy/.npz arrays
     keras-attention serve     [SERVER OPTIONS ...]            the REST server
 
 `--model` is a version directory or a base of numbered versions (the
-highest, or `--version N`). Options of translate, caption and video:
+highest, or `--version N`). Options of translate, caption, read and video:
 
     --beam          the `beam_search` signature instead of `serving_default`
                     (video: the beam signature for the clip's kind, below)
@@ -45,7 +46,7 @@ frames end with an error that says so.
     $ python -c "import numpy as np; np.save('clip.npy', np.zeros((8, 64, 64, 3), np.uint8))"
     $ keras-attention video --model export/video_captioner clip.npy dance.gif
 
-Plain output is one line per input (translate: the text; caption and video:
+Plain output is one line per input (translate: the text; caption, read and video:
 the text, after the file's path and a tab when there are several files);
 with --nbest, one line per hypothesis: the input's key (line number from 0,
 or the path), the score and the text, tab-separated.
@@ -98,7 +99,7 @@ class CliError(Exception):
 
 
 class Command(NamedTuple):
-    """What differs between translate, caption and video.
+    """What differs between translate, caption, read and video.
 
     `accepts(task)` says whether an export's metadata task is this
     command's; `cannot_read` words a model failure on one input; `help`
@@ -146,6 +147,15 @@ def plot_image(item, data, hypothesis, path):
     return path
 
 
+def plot_line(item, data, hypothesis, path):
+    """Each character's attention along the line image (`read`)."""
+    from keras_attention import plots
+
+    plots.plot_line_attention(_decode_frames(data, animated=False), hypothesis.attention,
+                              hypothesis.tokens, path, title=_short(hypothesis.text))
+    return path
+
+
 def plot_clip(item, data, hypothesis, path):
     """Each word's attention over the clip's frames (`video`); features
     clips, which have no pictures, get the weights over the frame numbers."""
@@ -175,6 +185,9 @@ COMMANDS = {
                        lambda task: task == "image_captioning", False,
                        "not an image the model can read", "caption images",
                        plot=plot_image, input_name="IMAGE"),
+    "read": Command("read", "text_recognition", lambda task: task == "text_recognition", False,
+                    "not an image the model can read", "read the text in line images",
+                    plot=plot_line, input_name="IMAGE"),
     "video": Command(
         "video", "video_captioning", lambda task: task == "video_captioning", False,
         "not a clip the model can read",
@@ -220,7 +233,7 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 def build_parser():
-    """The parser of translate, caption and video (`serve` is listed; its
+    """The parser of translate, caption, read and video (`serve` is listed; its
     arguments are the server's own, see `main`)."""
     parser = argparse.ArgumentParser(
         prog="keras-attention", formatter_class=_HelpFormatter,
@@ -548,7 +561,7 @@ def open_model(command, args, kinds=(None,)):
 
 
 def string_route(model, command, beam):
-    """translate, caption: the command's signature, which takes one string."""
+    """translate, caption, read: the command's signature, which takes one string."""
     signature_name = command.beam_signature if beam else command.greedy_signature
     if signature_name not in model.signatures:
         raise CliError(f"{model.path}: has no {signature_name} signature (it has "

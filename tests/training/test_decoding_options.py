@@ -1,6 +1,6 @@
 """Every task's export applies and records every decoding option its config
 accepts: the task builds its exporter from the config (`make_translator`,
-`make_captioner`), the options come back from `metadata.json`, and they
+`make_captioner`, `make_reader`), the options come back from `metadata.json`, and they
 change what the export outputs.
 
 `DecodingOptions` itself: its rules, each error naming the field."""
@@ -63,7 +63,19 @@ def _video(vocabulary):
     return config, exporter, (frames, lengths)
 
 
-BUILDERS = {"translation": _translation, "captioning": _captioning, "video": _video}
+def _ocr(vocabulary):
+    from training.ocr import train as train_lib
+
+    config = _config("ocr", f"max_characters={MAX_TOKENS}", "image_width=64")
+    model = train_lib.build_model(config, vocabulary.size)
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 64, 3), dtype=np.uint8)
+    model({"source": images, "target_in": np.ones((2, 2), "int32")})
+    exporter = train_lib.make_reader(config, model, vocabulary)
+    return config, exporter, (np.array(train_lib.encode_png(images)),)
+
+
+BUILDERS = {"translation": _translation, "captioning": _captioning, "video": _video,
+            "ocr": _ocr}
 
 
 @pytest.mark.parametrize("task", sorted(BUILDERS))

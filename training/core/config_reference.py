@@ -18,7 +18,7 @@ from training.core.config import TrainingConfig
 
 DOCUMENT = "docs/configuration.md"
 COMMAND = f"python -m training.core.config_reference --write {DOCUMENT}"
-TASK_NAMES = ("translation", "captioning", "video")
+TASK_NAMES = ("translation", "captioning", "video", "ocr")
 
 
 def markdown_reference(tasks=None):
@@ -27,8 +27,8 @@ def markdown_reference(tasks=None):
     fields it gives another default or rule, and its presets.
 
     Args:
-        tasks: `training.core.cli.Task`s; default: translation, captioning
-            and video (importing captioning's config imports Keras).
+        tasks: `training.core.cli.Task`s; default: every task of
+            `TASK_NAMES` (importing captioning's config imports Keras).
 
     Example:
 

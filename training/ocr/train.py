@@ -1,0 +1,179 @@
+"""Train, evaluate and export a text reader: `train_and_evaluate`."""
+
+import collections
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from training.core import caption_training, job
+from training.core import config as config_lib
+from training.core import distribution
+from training.core import evaluation as core_evaluation
+from training.core.decoding_options import DecodingOptions
+from training.core.text import END_ID, SPECIAL_TOKENS, UNK_ID, Vocabulary
+from training.core.text import load_or_build_vocabulary
+from training.ocr import data as data_lib
+from training.ocr import metrics
+from training.ocr.export import TextReader
+from training.ocr.model import build_model
+
+
+def load_corpus(config):
+    """The corpus the config names, as an `OcrCorpus`."""
+    if config.data == "generated":
+        corpus = data_lib.load_generated(config)
+    else:
+        corpus = data_lib.load_folder(config.images_dir, config.labels_file,
+                                      (config.image_height, config.image_width),
+                                      skip_bad_lines=config.skip_bad_lines)
+    if config.max_train_examples:
+        corpus.train = corpus.train[: config.max_train_examples]
+    return corpus
+
+
+def character_vocabulary(config, workdir, texts=()):
+    """The characters the model writes: `workdir/vocabulary.json`, or the
+    `max_symbols - 4` most frequent characters of `texts` (ties in code
+    point order), saved there. Each character is one token; a space too."""
+    path = os.path.join(workdir, "vocabulary.json")
+    if os.path.exists(path) or not texts:
+        return load_or_build_vocabulary(path, [], config.max_symbols, config.max_characters,
+                                        name="vocabulary")
+    counts = collections.Counter(character for text in texts for character in text)
+    ranked = sorted(counts, key=lambda character: (-counts[character], character))
+    vocabulary = Vocabulary(list(SPECIAL_TOKENS) + ranked[: config.max_symbols - 4],
+                            config.max_characters, name="vocabulary")
+    if distribution.is_chief():
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump({"words": vocabulary.words, "max_tokens": config.max_characters,
+                       "max_size": config.max_symbols}, handle, ensure_ascii=False)
+        os.replace(path + ".tmp", path)
+    return vocabulary
+
+
+def encode_examples(examples, vocabulary):
+    """`(images, targets_in, targets_out)`: per line its image, `[START] + ids`
+    and `ids + [END]`, the text cut at the vocabulary's `max_tokens`
+    characters (unknown ones `[UNK]`)."""
+    ids = {character: index for index, character in enumerate(vocabulary.words)}
+    images, targets_in, targets_out = [], [], []
+    for example in examples:
+        row = [ids.get(c, UNK_ID) for c in example.text[: vocabulary.max_tokens]] + [END_ID]
+        images.append(example.image)
+        targets_out.append(np.array(row, "int32"))
+        targets_in.append(np.array([SPECIAL_TOKENS.index("[START]")] + row[:-1], "int32"))
+    return images, targets_in, targets_out
+
+
+def source_spec(config):
+    """The `tf.TensorSpec` of one training source: an RGB line image."""
+    return tf.TensorSpec([config.image_height, config.image_width, 3], tf.uint8)
+
+
+def train(config, workdir, corpus=None, log=print):
+    """Trains (resuming at the step where a run stopped).
+
+    Returns `(fit_result, vocabulary)`.
+    """
+    config_lib.prepare_run(config, workdir)
+    corpus = corpus or load_corpus(config)
+    log(corpus.summary())
+    vocabulary = character_vocabulary(config, workdir, [e.text for e in corpus.train])
+    log(f"vocabulary: {vocabulary.size - len(SPECIAL_TOKENS)} characters")
+    return caption_training.fit_captioner(
+        config, workdir, corpus, encode_examples=encode_examples,
+        source_spec=source_spec(config), build_model=lambda size: build_model(config, size),
+        log=log, vocabulary=vocabulary)
+
+
+def encode_png(images):
+    """uint8 `[H, W, 3]` arrays -> PNG bytes (what a client sends)."""
+    return [tf.io.encode_png(image).numpy() for image in images]
+
+
+def attention_text_view(characters, attention, image_width):
+    """One line per character: the image columns its attention peaks on.
+    Example line: `7  <- x 48-52  0.61 ######`."""
+    spans = metrics.column_spans(attention.shape[-1], image_width)
+    lines = []
+    for character, weights in zip(characters, attention):
+        peak = int(np.argmax(weights))
+        lines.append(f"{'␣' if character == ' ' else character}  <- x {spans[peak][0]:.0f}-"
+                     f"{spans[peak][1]:.0f}  {weights[peak]:.2f} "
+                     + "#" * int(round(weights[peak] * 10)))
+    return "\n".join(lines)
+
+
+def evaluate(config, reader, corpus, workdir, log=print):
+    """Character error rate, word and line accuracy (greedy and beam),
+    localization, plots, hypotheses."""
+    from keras_attention.plots import plot_line_attention
+
+    test = corpus.test[: config.max_eval_examples] if config.max_eval_examples else corpus.test
+    width = config.image_width
+
+    def describe_greedy(results, hypotheses):
+        attentions = [np.asarray(r["attention"])[: int(r["length"]), 0] for r in results]
+        described = {}
+        if test and test[0].boxes is not None:
+            described["localization"] = metrics.summarize_localization(
+                [record for example, hypothesis, attention in zip(test, hypotheses, attentions)
+                 for record in metrics.localization(attention, hypothesis, example.text,
+                                                    example.boxes, width)])
+        os.makedirs(os.path.join(workdir, "plots"), exist_ok=True)
+        described["plots"] = [
+            plot_line_attention(example.image, attention, list(hypothesis),
+                                os.path.join(workdir, "plots", f"attention_{i}.png"),
+                                title=hypothesis)
+            for i, (example, hypothesis, attention) in enumerate(
+                zip(test[: config.plot_examples], hypotheses, attentions)) if hypothesis]
+        described["examples"] = [
+            {"reference": example.text, "text": hypothesis,
+             "attention": attention_text_view(list(hypothesis), attention, width)}
+            for example, hypothesis, attention in list(zip(test, hypotheses, attentions))[
+                : max(config.plot_examples, 4)]]
+        return described
+
+    report = {"test_lines": len(test)}
+    report.update(caption_training.evaluate_greedy_and_beam(
+        config, reader, [[example.text] for example in test],
+        run=lambda signature: core_evaluation.run_in_batches(
+            signature, encode_png([e.image for e in test]), config.eval_batch_size,
+            progress=log is print, unit_name="line"),
+        hypothesis=core_evaluation.best_text, workdir=workdir, log=log,
+        unit="line", describe_greedy=describe_greedy,
+        score=lambda hypotheses, references: metrics.text_scores(
+            hypotheses, [row[0] for row in references])))
+    return report
+
+
+def make_reader(config, model, vocabulary):
+    """The `TextReader` export module of a trained model."""
+    shape = (config.image_height, config.image_width)
+    return TextReader(model, vocabulary, shape, model.encoder.grid_shape(shape),
+                      config.max_characters, DecodingOptions.from_config(config))
+
+
+def train_and_evaluate(config, workdir, corpus=None, log=print):
+    """The whole job: train (or resume), export, evaluate, report
+    (`training.core.job.run`).
+
+    Returns the report dict, also written to `workdir/report.json` (None on
+    a data-parallel process other than 0).
+    """
+    return job.run(config, workdir, corpus, log, task_name="ocr", load_corpus=load_corpus,
+                   train=train, evaluate=evaluate,
+                   make_exporter=lambda model, corpus, vocabulary: make_reader(
+                       config, model, vocabulary))
+
+
+def export_workdir(config, workdir):
+    """`--export-only`: the finished workdir's model (trained on any backend)
+    exported by TensorFlow. Returns the exported version's path."""
+    return caption_training.export_workdir(
+        config, workdir, build_model=lambda size: build_model(config, size),
+        source_spec=source_spec(config),
+        make_exporter=lambda model, vocabulary: make_reader(config, model, vocabulary),
+        load_vocabulary=lambda: character_vocabulary(config, workdir))
