@@ -51,10 +51,7 @@ class Captioner(SequenceExporter):
         return tf.TensorSpec([None], tf.string, name=self.input_name)
 
     def prepare(self, image_bytes):
-        images = decode_images(tf.reshape(image_bytes, [-1]), self.image_size)
-        batch = tf.shape(images)[0]
-        max_lengths = tf.fill([batch], self.max_output_tokens + 1)
-        return images, max_lengths, {"empty": tf.zeros([batch], tf.bool)}, {}
+        return prepare_image_bytes(image_bytes, self.image_size, self.max_output_tokens)
 
     def format_attention(self, attention, rows):
         shape = tf.shape(attention)
