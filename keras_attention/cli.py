@@ -238,7 +238,8 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="keras-attention", formatter_class=_HelpFormatter,
         description="Run an exported keras-attention model: translate text, caption "
-                    "images or video clips, or serve models over TF Serving's REST API.",
+                    "images or video clips, read line images, or serve models over TF "
+                    "Serving's REST API.",
         epilog="Each command's options: keras-attention COMMAND --help.")
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     for command in COMMANDS.values():

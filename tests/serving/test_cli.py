@@ -505,7 +505,7 @@ def test_help_lists_every_command_with_its_line(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")  # argparse wraps to the terminal's width
     descriptions = {name: command.help for name, command in cli.COMMANDS.items()}
     descriptions["serve"] = cli.SERVE_HELP
-    assert set(descriptions) == {"translate", "caption", "video", "serve"}
+    assert set(descriptions) == {"translate", "caption", "read", "video", "serve"}
 
     out = help_text(["--help"], capsys)
 

@@ -43,7 +43,7 @@ def _tasks():
     """`{export_name: export folder relative to the repo}` of every training
     task with a command line (the video task joins once it has one)."""
     exports = {}
-    for task in ("translation", "captioning", "video"):
+    for task in ("translation", "captioning", "video", "ocr"):
         if importlib.util.find_spec(f"training.{task}.__main__") is None:
             continue
         module = importlib.import_module(f"training.{task}.__main__")
@@ -353,7 +353,7 @@ def test_readme_requests_name_real_signatures_and_inputs():
     from training.translation.export import Translator
 
     input_names = {"translator": Translator.input_name, "captioner": Captioner.input_name,
-                   "video_captioner": "video_bytes"}
+                   "video_captioner": "video_bytes", "text_reader": "image_bytes"}
     requests = _all_requests()
     assert set(FIXTURE_EXPORTS) <= set(requests)
     for name, found in requests.items():
