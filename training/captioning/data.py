@@ -64,31 +64,20 @@ class CaptionExample:
 
 
 @dataclasses.dataclass
-class CaptionCorpus:
+class CaptionCorpus(files.SplitCorpus):
     """Captioned images by split."""
 
-    train: list
-    dev: list
-    test: list
-    skipped: int = 0
-    description: str = ""
+    unit = "images"
 
-    def summary(self):
-        def part(name, examples):
-            captions = sum(len(example.captions) for example in examples)
-            return f"{name} {len(examples)} images ({captions} captions)"
+    def split_note(self, split):
+        return f" ({sum(len(example.captions) for example in split)} captions)"
 
+    def details(self):
         sizes = {example.image.shape[:2] for split in (self.train, self.dev, self.test)
                  for example in split}
         size = ("x".join(str(s) for s in next(iter(sizes))) if len(sizes) == 1
                 else "mixed" if sizes else "none")
-        return (
-            f"{self.description}: "
-            + ", ".join(part(name, split) for name, split in
-                        (("train", self.train), ("dev", self.dev), ("test", self.test)))
-            + f", images {size}"
-            + (f", {self.skipped} bad lines skipped" if self.skipped else "")
-        )
+        return f"images {size}"
 
 
 # ------------------------------------------------------------ generated scenes

@@ -1,6 +1,7 @@
 """Reading users' text files line by line, with errors that name the line."""
 
 import csv
+import dataclasses
 import gzip
 import os
 import zlib
@@ -135,3 +136,39 @@ def parse_captioned_line(text, unit, tabs=False, clean_name=str.strip):
     if not caption:
         return name, None, f"empty caption for {unit} {name!r}"
     return name, caption, None
+
+
+@dataclasses.dataclass
+class SplitCorpus:
+    """A data set's examples by split, with the count of bad lines skipped
+    and where it came from. A task's corpus subclasses it and says what an
+    example is (`unit`), what to add to each split's count (`split_note`)
+    and to the summary (`details`).
+
+    >>> SplitCorpus([1, 2], [3], [], description="numbers").summary()
+    'numbers: train 2 examples, dev 1 examples, test 0 examples'
+    """
+
+    train: list
+    dev: list
+    test: list
+    skipped: int = 0
+    description: str = ""
+    unit = "examples"
+
+    def split_note(self, split):
+        """Words after a split's count ("" by default)."""
+        return ""
+
+    def details(self):
+        """Words after the splits ("" by default)."""
+        return ""
+
+    def summary(self):
+        """One line: the source, each split's size, details and skipped lines."""
+        parts = ", ".join(f"{name} {len(split)} {self.unit}{self.split_note(split)}"
+                          for name, split in (("train", self.train), ("dev", self.dev),
+                                              ("test", self.test)))
+        details = self.details()
+        return (f"{self.description}: {parts}" + (f", {details}" if details else "")
+                + (f", {self.skipped} bad lines skipped" if self.skipped else ""))

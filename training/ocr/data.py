@@ -40,20 +40,10 @@ class LineExample:
 
 
 @dataclasses.dataclass
-class OcrCorpus:
+class OcrCorpus(files.SplitCorpus):
     """Text lines by split."""
 
-    train: list
-    dev: list
-    test: list
-    skipped: int = 0
-    description: str = ""
-
-    def summary(self):
-        counts = ", ".join(f"{name} {len(split)} lines" for name, split in
-                           (("train", self.train), ("dev", self.dev), ("test", self.test)))
-        return (f"{self.description}: {counts}"
-                + (f", {self.skipped} bad lines skipped" if self.skipped else ""))
+    unit = "lines"
 
 
 def load_generated(config):

@@ -84,22 +84,16 @@ class VideoExample:
 
 
 @dataclasses.dataclass
-class VideoCorpus:
+class VideoCorpus(files.SplitCorpus):
     """Captioned clips by split."""
 
-    train: list
-    dev: list
-    test: list
-    skipped: int = 0
-    description: str = ""
+    unit = "clips"
 
-    def summary(self) -> str:
+    def split_note(self, split):
+        return f" ({sum(len(example.captions) for example in split)} captions)"
+
+    def details(self):
         examples = self.train + self.dev + self.test
-
-        def part(name, split):
-            captions = sum(len(example.captions) for example in split)
-            return f"{name} {len(split)} clips ({captions} captions)"
-
         lengths = [example.length for example in examples]
         frames = (f"{min(lengths)}-{max(lengths)} frames" if lengths else "no frames")
         shapes = {(example.frames.shape[1:] if example.frames is not None
@@ -112,11 +106,7 @@ class VideoCorpus:
             shape = next(iter(shapes))
             kind = (f"features of {shape[0]}" if len(shape) == 1
                     else f"{shape[0]}x{shape[1]} frames")
-        return (f"{self.description}: "
-                + ", ".join(part(name, split) for name, split in
-                            (("train", self.train), ("dev", self.dev), ("test", self.test)))
-                + f", {frames}, {kind}"
-                + (f", {self.skipped} bad lines skipped" if self.skipped else ""))
+        return f"{frames}, {kind}"
 
 
 # ------------------------------------------------------------ generated clips
