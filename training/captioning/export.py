@@ -12,14 +12,11 @@ fail the request with TensorFlow's "Unknown image file format" error.
 Only stock TensorFlow ops.
 """
 
-import tensorflow as tf
-
 from training.core.decoding_options import DecodingOptions
-from training.core.export import SequenceExporter
-from training.core.images import prepare_image_bytes
+from training.core.image_export import ImageExporter
 
 
-class Captioner(SequenceExporter):
+class Captioner(ImageExporter):
     """Wraps a trained image `AttentionSeq2Seq` with its caption vocabulary.
 
     Args:
@@ -37,25 +34,11 @@ class Captioner(SequenceExporter):
     """
 
     task = "image_captioning"
-    input_name = "image_bytes"
-    input_kind = "image"
-    attention_axes = ("region_row", "region_column")
 
     def __init__(self, model, vocabulary, image_size, grid_shape, max_caption_tokens,
                  decoding=DecodingOptions(beam_width=3, num_hypotheses=3)):
-        self.image_size = int(image_size)
-        self.grid_shape = tuple(int(d) for d in grid_shape)
-        super().__init__(model, vocabulary, max_caption_tokens, decoding, name="captioner")
-
-    def input_spec(self):
-        return tf.TensorSpec([None], tf.string, name=self.input_name)
-
-    def prepare(self, image_bytes):
-        return prepare_image_bytes(image_bytes, self.image_size, self.max_output_tokens)
-
-    def format_attention(self, attention, rows):
-        shape = tf.shape(attention)
-        return tf.reshape(attention, tf.concat([shape[:2], self.grid_shape], 0))
+        super().__init__(model, vocabulary, image_size, grid_shape, max_caption_tokens,
+                         decoding, name="captioner")
 
     def metadata_extras(self):
         return {"image_size": self.image_size, "grid_shape": list(self.grid_shape)}

@@ -14,12 +14,11 @@ image (4 pixels each), a grid of one row. Only stock TensorFlow ops.
 import tensorflow as tf
 
 from training.core.decoding_options import DecodingOptions
-from training.core.export import SequenceExporter
-from training.core.images import prepare_image_bytes
+from training.core.image_export import ImageExporter
 from training.core.text import UNK_ID
 
 
-class TextReader(SequenceExporter):
+class TextReader(ImageExporter):
     """Wraps a trained line `AttentionSeq2Seq` with its character vocabulary.
 
     Args:
@@ -37,21 +36,11 @@ class TextReader(SequenceExporter):
     """
 
     task = "text_recognition"
-    input_name = "image_bytes"
-    input_kind = "image"
-    attention_axes = ("region_row", "region_column")
 
     def __init__(self, model, vocabulary, image_shape, grid_shape, max_characters,
                  decoding=DecodingOptions(beam_width=3, num_hypotheses=3)):
-        self.image_shape = tuple(int(d) for d in image_shape)
-        self.grid_shape = tuple(int(d) for d in grid_shape)
-        super().__init__(model, vocabulary, max_characters, decoding, name="text_reader")
-
-    def input_spec(self):
-        return tf.TensorSpec([None], tf.string, name=self.input_name)
-
-    def prepare(self, image_bytes):
-        return prepare_image_bytes(image_bytes, self.image_shape, self.max_output_tokens)
+        super().__init__(model, vocabulary, image_shape, grid_shape, max_characters, decoding,
+                         name="text_reader")
 
     def replace_words(self, words, ids, attention, rows):
         # One character per token: an unknown one reads as U+FFFD.
@@ -60,10 +49,6 @@ class TextReader(SequenceExporter):
     def join_words(self, words):
         return tf.strings.reduce_join(words, axis=-1)
 
-    def format_attention(self, attention, rows):
-        shape = tf.shape(attention)
-        return tf.reshape(attention, tf.concat([shape[:2], self.grid_shape], 0))
-
     def metadata_extras(self):
-        return {"image_height": self.image_shape[0], "image_width": self.image_shape[1],
+        return {"image_height": self.image_size[0], "image_width": self.image_size[1],
                 "grid_shape": list(self.grid_shape)}
