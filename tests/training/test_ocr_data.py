@@ -163,6 +163,8 @@ def test_a_missing_folder_is_named(tmp_path):
     (["image_width=162"], "image_width: must be a multiple of 4, received 162"),
     (["data=folder"], "images_dir: data=folder needs images_dir=DIR and labels_file=FILE"),
     (["max_symbols=4"], "max_symbols"),
+    (["data=folder", "images_dir=d", "labels_file=l", "attention_supervision=1"],
+     "attention_supervision: needs the character boxes of data=generated"),
 ])
 def test_config_rules_name_the_field(values, message):
     from training.core import config as config_lib
@@ -170,3 +172,24 @@ def test_config_rules_name_the_field(values, message):
 
     with pytest.raises(config_lib.ConfigError, match=message):
         config_lib.load(OcrConfig, PRESETS, "tiny", None, values)
+
+
+def test_attention_targets_are_each_characters_share_of_the_columns():
+    from training.core.text import SPECIAL_TOKENS, Vocabulary
+    from training.ocr import train as train_lib
+
+    # 4 columns of 10 pixels; "a b": 'a' on x 5..20, 'b' on x 30..40.
+    example = data.LineExample(np.zeros((8, 40, 3), np.uint8), "a b",
+                               boxes=((5, 0, 20, 8), None, (30, 0, 40, 8)))
+    vocabulary = Vocabulary(list(SPECIAL_TOKENS) + ["a", " ", "b"], 8)
+    images, targets_in, targets_out, extras = train_lib.encode_examples(
+        [example], vocabulary, image_width=40, columns=4)
+    np.testing.assert_array_equal(targets_out[0], [4, 5, 6, 3])
+    np.testing.assert_allclose(extras[0]["attention_target"], [
+        [0.5, 1.0, 0.0, 0.0],   # 'a': half of column 0, all of column 1
+        [0.0, 0.0, 0.0, 0.0],   # the space: no box, not supervised
+        [0.0, 0.0, 0.0, 1.0],   # 'b'
+        [0.0, 0.0, 0.0, 0.0],   # the end token
+    ])
+    # Without columns, three lists.
+    assert len(train_lib.encode_examples([example], vocabulary)) == 3

@@ -50,6 +50,11 @@ class OcrConfig(TrainingConfig):
     cnn_filters: int = option(
         8, minimum=1, help="Channels of the first convolution block, doubling each block.")
     # --- decoder ----------------------------------------------------------
+    attention_supervision: float = option(
+        0.0, minimum=0.0,
+        help="Weight of the attention supervision from the characters' boxes: the "
+             "cross-entropy between each character's attention and the columns its box "
+             "covers, added to the loss; needs data=generated; 0: off.")
     decoder: str = task_default("decoder", "bahdanau")
     decoder_initial_state: str = task_default("decoder_initial_state", "mean_memory")
     export_name: str = task_default("export_name", "text_reader")
@@ -60,6 +65,9 @@ class OcrConfig(TrainingConfig):
             return problem
         if self.data == "folder" and not (self.images_dir and self.labels_file):
             return "images_dir: data=folder needs images_dir=DIR and labels_file=FILE"
+        if self.attention_supervision and self.data != "generated":
+            return ("attention_supervision: needs the character boxes of data=generated; "
+                    f"data={self.data} has none")
         if self.image_height % 8:
             return f"image_height: must be a multiple of 8, received {self.image_height}"
         if self.image_width % 4:

@@ -86,4 +86,5 @@ def build_model(config, vocab_size):
     return AttentionSeq2Seq(
         LineEncoder(config.cnn_filters, 3, config.units, name="encoder"), vocab_size,
         config.embedding_dim, build_decoder_cell(config), fast_path="auto",
-        dropout=config.dropout, name="text_reader")
+        dropout=config.dropout, attention_supervision=config.attention_supervision,
+        name="text_reader")

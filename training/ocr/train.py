@@ -1,6 +1,7 @@
 """Train, evaluate and export a text reader: `train_and_evaluate`."""
 
 import collections
+import functools
 import json
 import os
 
@@ -17,7 +18,7 @@ from training.core.text import load_or_build_vocabulary
 from training.ocr import data as data_lib
 from training.ocr import metrics
 from training.ocr.export import TextReader
-from training.ocr.model import build_model
+from training.ocr.model import COLUMN_STRIDE, build_model
 
 
 def load_corpus(config):
@@ -53,18 +54,33 @@ def character_vocabulary(config, workdir, texts=()):
     return vocabulary
 
 
-def encode_examples(examples, vocabulary):
+def encode_examples(examples, vocabulary, image_width=None, columns=None):
     """`(images, targets_in, targets_out)`: per line its image, `[START] + ids`
     and `ids + [END]`, the text cut at the vocabulary's `max_tokens`
-    characters (unknown ones `[UNK]`)."""
+    characters (unknown ones `[UNK]`).
+
+    With `columns` (attention supervision; generated lines, whose
+    characters' boxes are known) a fourth list: per line
+    `{"attention_target": [T, columns]}`, each character's row the share
+    of each column's pixels inside its box, zeros for spaces and the end.
+    """
     ids = {character: index for index, character in enumerate(vocabulary.words)}
-    images, targets_in, targets_out = [], [], []
+    images, targets_in, targets_out, extras = [], [], [], []
     for example in examples:
-        row = [ids.get(c, UNK_ID) for c in example.text[: vocabulary.max_tokens]] + [END_ID]
+        text = example.text[: vocabulary.max_tokens]
+        row = [ids.get(c, UNK_ID) for c in text] + [END_ID]
         images.append(example.image)
         targets_out.append(np.array(row, "int32"))
         targets_in.append(np.array([SPECIAL_TOKENS.index("[START]")] + row[:-1], "int32"))
-    return images, targets_in, targets_out
+        if columns:
+            spans = metrics.column_spans(columns, image_width)
+            target = np.zeros((len(row), columns), "float32")  # --> [T, columns]
+            for t, box in enumerate(example.boxes[: len(text)]):
+                if box is not None:
+                    overlap = np.minimum(spans[:, 1], box[2]) - np.maximum(spans[:, 0], box[0])
+                    target[t] = np.clip(overlap, 0, None) / (spans[:, 1] - spans[:, 0])
+            extras.append({"attention_target": target})
+    return (images, targets_in, targets_out) + ((extras,) if columns else ())
 
 
 def source_spec(config):
@@ -82,10 +98,16 @@ def train(config, workdir, corpus=None, log=print):
     log(corpus.summary())
     vocabulary = character_vocabulary(config, workdir, [e.text for e in corpus.train])
     log(f"vocabulary: {vocabulary.size - len(SPECIAL_TOKENS)} characters")
+    encode, extras_spec = encode_examples, None
+    if config.attention_supervision:
+        columns = config.image_width // COLUMN_STRIDE
+        encode = functools.partial(encode_examples, image_width=config.image_width,
+                                   columns=columns)
+        extras_spec = {"attention_target": tf.TensorSpec([None, columns], tf.float32)}
     return caption_training.fit_captioner(
-        config, workdir, corpus, encode_examples=encode_examples,
-        source_spec=source_spec(config), build_model=lambda size: build_model(config, size),
-        log=log, vocabulary=vocabulary)
+        config, workdir, corpus, encode_examples=encode, source_spec=source_spec(config),
+        build_model=lambda size: build_model(config, size), log=log, vocabulary=vocabulary,
+        extras_spec=extras_spec)
 
 
 def encode_png(images):
