@@ -44,10 +44,8 @@ def test_every_box_holds_its_character_and_the_boxes_hold_all_the_ink(rotation):
     for index in range(40):
         rng = np.random.default_rng([9, index])
         text = lines.random_text(rng, 12)
-        paper_rng = np.random.default_rng([9, index])
         line = lines.render_line(text, rng, HEIGHT, WIDTH, noise=0.0, max_rotation=rotation)
         paper = line.image[0, 0] if rotation == 0 else line.image[HEIGHT // 2, 0]
-        del paper_rng
         ink = ink_mask(line, paper)
         inside = np.zeros_like(ink)
         for character, box in zip(line.text, line.boxes):
