@@ -171,7 +171,18 @@ def test_report_files_plots_and_export_layout(trained):
         assert "version:" in scores["bleu_signature"]
         assert scores["chrf_signature"].startswith("nrefs:1|case:lc|")
         with open(os.path.join(workdir, f"test.hypotheses.{name}.txt"), encoding="utf-8") as f:
-            assert len(f.read().split("\n")) - 1 == expected_pairs
+            hypotheses = f.read().split("\n")[:-1]
+        assert len(hypotheses) == expected_pairs
+        # Recounted from the hypotheses file: outputs with a word pair 3 times or more.
+        loops = 0
+        for hypothesis in hypotheses:
+            tokens = hypothesis.lower().replace(".", " . ").replace(",", " , ").split()
+            pairs = list(zip(tokens, tokens[1:]))
+            loops += any(pairs.count(pair) >= 3 for pair in pairs)
+        assert scores["looping_outputs"] == loops, name
+        copies = scores["copied_words"]
+        assert 0 <= copies["copied_kept"] <= copies["copied"]
+        assert copies["outputs_with_copies"] <= min(copies["copied"], expected_pairs)
 
     with open(os.path.join(workdir, "test.references.txt"), encoding="utf-8") as f:
         assert f.read().split("\n")[:-1] == [t for _, t in trained["corpus"].test[:expected_pairs]]
@@ -203,6 +214,12 @@ def test_hypotheses_file_matches_in_process_translator(trained):
     greedy_file = os.path.join(trained["workdir"], "test.hypotheses.greedy.txt")
     with open(greedy_file, encoding="utf-8") as f:
         assert f.read().split("\n")[:-1] == translations
+    # The report's copied words: the words written where the model chose [UNK].
+    ids, tokens, lengths = (out[k].numpy() for k in ("token_ids", "tokens", "length"))
+    copied = [token.decode() for row_ids, row_tokens, length in zip(ids, tokens, lengths)
+              for token_id, token in zip(row_ids[:length], row_tokens[:length]) if token_id == 1]
+    assert trained["report"]["greedy"]["copied_words"]["copied"] == len(copied)
+    assert trained["report"]["greedy"]["copied_words"]["examples"] == copied[:10]
 
 
 def test_saved_keras_model_loads_with_its_loss(trained):

@@ -35,6 +35,12 @@ def print_report(report):
             print(f"{name:>8}: BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  "
                   f"(cased: BLEU {scores['bleu_cased']:.2f})  ({scores['seconds']} s)")
             print(f"          {scores['bleu_signature']}")
+            copies = scores["copied_words"]
+            shown = ", ".join(copies["examples"][:5])
+            print(f"          {scores['looping_outputs']} of {report['test_pairs']} outputs "
+                  f"repeat a word pair 3 times or more; {copies['copied']} words copied "
+                  f"from the source ({copies['copied_kept']} kept by the reference)"
+                  + (f": {shown}" if shown else ""))
     reports.print_run_summary(report, hypotheses="test.hypotheses.*.txt")
 
 TASK = cli.Task(

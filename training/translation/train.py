@@ -13,7 +13,7 @@ from training.core.decoding_options import DecodingOptions
 from training.core.recasing import Recaser
 from training.core.text import load_or_build_vocabulary
 from training.translation import data as data_lib
-from training.translation import evaluation
+from training.translation import evaluation, output_checks
 from training.translation.export import Translator
 from training.translation.model import build_model
 from training.translation.pipeline import drop_long_pairs, encode_pairs, make_dataset
@@ -103,7 +103,9 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
 
 
 def evaluate(config, translator, corpus, workdir, log=print):
-    """Test BLEU/chrF, greedy and beam; hypotheses files; attention plots."""
+    """Test BLEU/chrF, greedy and beam, with the outputs that loop and the
+    words copied from the source (`output_checks`); hypotheses files;
+    attention plots."""
     test = corpus.test[: config.max_eval_pairs] if config.max_eval_pairs else corpus.test
     sources = [s for s, _ in test]
     references = [t for _, t in test]
@@ -120,6 +122,8 @@ def evaluate(config, translator, corpus, workdir, log=print):
         core_evaluation.write_lines(os.path.join(workdir, f"test.hypotheses.{name}.txt"),
                                     hypotheses)
         scores = core_evaluation.score_text(hypotheses, references)
+        scores["looping_outputs"] = output_checks.looping_outputs(hypotheses)
+        scores["copied_words"] = output_checks.copied_words(results, references)
         scores["seconds"] = round(seconds, 1)
         report[name] = scores
         if name == "greedy":
