@@ -12,7 +12,9 @@ UNK = 1  # training.core.text.UNK_ID
     ("de la tierra de la tierra de la", 3, True),    # "de la" three times
     ("de la tierra de la tierra", 3, False),         # twice
     ("de la tierra de la tierra", 2, True),
-    ("De la tierra, de LA tierra; de la.", 3, True),  # case and punctuation do not hide it
+    ("De la tierra, de LA tierra; de la casa", 3, True),  # case does not hide it
+    ("de la tierra, de la tierra; de la.", 3, False),    # "la." is another word
+    ("y, y, y, y", 3, False),                        # punctuation sticks to its word
     ("y y y", 3, False),                             # "y y" twice
     ("y y y y", 3, True),
     ("", 3, False),

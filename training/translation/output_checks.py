@@ -2,7 +2,9 @@
 (a word pair written three times or more) and source words copied into
 the output where the reference translates them.
 
-Words are sacrebleu's 13a tokens, lowercased, as BLEU counts them.
+A word pair is two adjacent lowercased words as written between spaces
+(so ", y" is no pair: Bible verses chain clauses that way); whether a
+reference keeps a copied word compares sacrebleu's 13a tokens, lowercased.
 
 Example:
 
@@ -30,7 +32,7 @@ def words(text):
 
 def repeats_a_pair(text, times=3):
     """Whether some pair of adjacent words occurs `times` times or more in `text`."""
-    tokens = words(text)
+    tokens = text.lower().split()
     pairs = collections.Counter(zip(tokens, tokens[1:]))
     return bool(pairs) and max(pairs.values()) >= times
 
