@@ -1,6 +1,7 @@
 """What the translator's output options do, on a trained workdir (no
 retraining: the same weights exported with each setting): the n-gram
-repetition guard (how often outputs loop) and the recaser (cased BLEU).
+repetition guard (how often outputs loop), the recaser (cased BLEU) and
+what writing `[UNK]` costs.
 
     python -m benchmarks.bench_repetition --workdir runs/translation-main-en-es
 
@@ -8,14 +9,22 @@ For each `no_repeat_ngram_size` (0 = off), with the recaser off, then for
 `--recase-size` with the recaser on, and each signature (greedy, beam),
 it translates the test set and prints BLEU (lowercased and cased,
 sacrebleu), the share of outputs that repeat a 3-gram or a 4-gram (beside
-the references' own rate: Bible verses repeat too), and the share that
-stop at their length limit (2 x source words + 10) instead of ending.
+the references' own rate: Bible verses repeat too), the share that stop
+at their length limit (2 x source words + 10) instead of ending, the
+outputs that write a word pair 3 times or more and the words copied from
+the source for `[UNK]` (`training.translation.output_checks`).
+
+`--ban-unknown` adds the `--recase-size` rows once more with `[UNK]`'s
+output bias at -1e9: the model never writes it, so nothing is copied and
+its next-best word stands there instead.
 """
 
 import argparse
 import dataclasses
 import os
 import sys
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -43,6 +52,8 @@ def main(argv=None):
     parser.add_argument("--sizes", default="0,4,3,2")
     parser.add_argument("--recase-size", type=int, default=4,
                         help="the guard size of the rows with the recaser on (-1: none)")
+    parser.add_argument("--ban-unknown", action="store_true",
+                        help="also the recaser rows with [UNK] never written")
     args = parser.parse_args(argv)
 
     import keras
@@ -51,8 +62,10 @@ def main(argv=None):
     from training.core import evaluation as core_evaluation
     from training.core.decoding_options import DecodingOptions
     from training.core.recasing import Recaser
+    from training.core.text import UNK_ID
     from training.translation.config import PRESETS, TranslationConfig
     from training.translation.export import Translator
+    from training.translation.output_checks import copied_words, looping_outputs
     from training.translation.train import load_corpus, vocabularies
 
     print("\n".join(describe_machine()))
@@ -63,13 +76,20 @@ def main(argv=None):
     model = keras.saving.load_model(os.path.join(args.workdir, "model.keras"))
     test = corpus.test[: config.max_eval_pairs] if config.max_eval_pairs else corpus.test
     sources, references = [s for s, _ in test], [t for _, t in test]
-    rows = [["references", "", "", "", "",
-             *(f"{v:.1f}" for v in loop_rates(references).values()), ""]]
-    settings = [(int(s), False) for s in args.sizes.split(",")]
+    rows = [["references", "", "", "", "", "",
+             *(f"{v:.1f}" for v in loop_rates(references).values()), "",
+             str(looping_outputs(references)), ""]]
+    settings = [(int(s), False, False) for s in args.sizes.split(",")]
     if args.recase_size >= 0:
-        settings.append((args.recase_size, True))
+        settings.append((args.recase_size, True, False))
+        if args.ban_unknown:
+            settings.append((args.recase_size, True, True))
         recaser = Recaser.from_texts([target for _, target in corpus.train])
-    for size, recase in settings:
+    bias = model.output_projection.bias
+    trained_bias = bias.numpy()
+    for size, recase, ban in settings:
+        bias.assign(np.where(np.arange(len(trained_bias)) == UNK_ID, -1e9, trained_bias)
+                    if ban else trained_bias)
         translator = Translator(model, source_vocabulary, target_vocabulary,
                                 config.max_target_tokens,
                                 dataclasses.replace(DecodingOptions.from_config(config),
@@ -86,14 +106,19 @@ def main(argv=None):
                       for r in results]
             scores = core_evaluation.score_text(texts, references)
             rates = loop_rates(texts, lengths, limits)
-            rows.append([str(size or "off"), "on" if recase else "off", name,
+            copies = copied_words(results, references)
+            rows.append([str(size or "off"), "on" if recase else "off",
+                         "never" if ban else "copied", name,
                          f"{scores['bleu']:.2f}",
                          f"{scores['bleu_cased']:.2f}",
-                         *(f"{v:.1f}" for v in rates.values())])
+                         *(f"{v:.1f}" for v in rates.values()),
+                         str(looping_outputs(texts)),
+                         f"{copies['copied']} ({copies['copied_kept']})"])
             print(rows[-1], flush=True)
     print()
-    print(markdown_table(["no_repeat_ngram_size", "recaser", "signature", "BLEU", "BLEU cased",
-                          "repeat 3-gram %", "repeat 4-gram %", "at length limit %"], rows))
+    print(markdown_table(["no_repeat_ngram_size", "recaser", "[UNK]", "signature", "BLEU",
+                          "BLEU cased", "repeat 3-gram %", "repeat 4-gram %",
+                          "at length limit %", "a pair 3 times", "copied (kept)"], rows))
 
 
 if __name__ == "__main__":
