@@ -11,6 +11,8 @@ _TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
+# The xdist controller runs no test: importing Keras (and TensorFlow, 5 s)
+# here would delay the workers' start, so the fixtures import it.
 from keras_attention import native_memory  # noqa: E402
 
 # As the package's entry points do: this process and every subprocess (test
@@ -18,8 +20,6 @@ from keras_attention import native_memory  # noqa: E402
 native_memory.retain_freed_memory()
 os.environ.update(native_memory.MALLOC_ENVIRONMENT)
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from shared_build import shared_root  # noqa: E402
 
@@ -28,11 +28,15 @@ DEFAULT_SEED = 1234
 
 def seed_everything(seed=DEFAULT_SEED):
     """Seed Python, numpy and the Keras backend (`keras.utils.set_random_seed`)."""
+    import keras
+
     keras.utils.set_random_seed(seed)
 
 
 def make_rng(seed=DEFAULT_SEED):
     """A fresh numpy Generator: test data independent of global state."""
+    import numpy as np
+
     return np.random.default_rng(seed)
 
 
@@ -65,6 +69,8 @@ def rng():
 def _restore_dtype_policy():
     """Put the global dtype policy back to float32 after a test that changed it."""
     yield
+    import keras
+
     if keras.config.dtype_policy().name != "float32":
         keras.config.set_dtype_policy("float32")
 
@@ -72,6 +78,7 @@ def _restore_dtype_policy():
 @pytest.fixture
 def dtype_policy():
     """`dtype_policy("mixed_float16")` sets the global policy for this test only."""
+    import keras
 
     def _set(name):
         keras.config.set_dtype_policy(name)
