@@ -10,7 +10,8 @@ export's `encode` and one `decode_step` of one row. Then, for each
 concurrency (client threads, each on its own keep-alive connection), it
 sends `--requests` one-verse requests to the server without batching, with
 whole-call batching (`--enable_batching`) and with continuous batching
-(`--continuous_batching`, also streamed through `:generate_stream`).
+(`--continuous_batching`, also streamed through `:generate_stream`), once
+for each of `--steps-per-call` (greedy steps one model call may run).
 Prints requests per second, p50 / p99 latency, the p50 time to the first
 streamed token, rows per model call (per decoding step under continuous
 batching), and how many answers differ from the in-process answer. The
@@ -184,7 +185,7 @@ def load_test(port, sentences, concurrency, requests, streamed=False):
             [a for r in results for a in r[2]])
 
 
-def start_server(model_dir, port, mode, threads, max_batch_size):
+def start_server(model_dir, port, mode, threads, max_batch_size, steps_per_call=1):
     args = [sys.executable, "-m", "keras_attention.serving", "--model_name", "m",
             "--model_base_path", model_dir, "--rest_api_port", str(port),
             "--rest_api_num_threads", str(threads), "--access_log", "none",
@@ -193,7 +194,7 @@ def start_server(model_dir, port, mode, threads, max_batch_size):
     if mode == WHOLE_CALL:
         args += ["--enable_batching", "--batch_timeout_micros", "5000"]
     elif mode == CONTINUOUS:
-        args += ["--continuous_batching"]
+        args += ["--continuous_batching", "--steps_per_call", str(steps_per_call)]
     process = subprocess.Popen(args, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -224,17 +225,27 @@ def main(argv=None):
                         help="model-call threads of the server without batching")
     parser.add_argument("--max-batch-size", type=int, default=64,
                         help="rows per merged call or decoding step of the batching servers")
+    parser.add_argument("--steps-per-call", default="1,4",
+                        help="the continuous batching servers' --steps_per_call, one each")
     parser.add_argument("--port", type=int, default=18571)
     parser.add_argument("--repeats", type=int, default=3,
                         help="passes over the 64 verses at concurrency 1")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
+    steps_per_call = [int(s) for s in args.steps_per_call.split(",")]
     print("\n".join(describe_machine()))
     sentences = test_sentences(64)
     rows, mismatches, failures, summary, reference = [], 0, 0, {}, None
-    for mode, threads in ((NO_BATCHING, args.threads), (WHOLE_CALL, 1), (CONTINUOUS, 1)):
+    servers = [(NO_BATCHING, args.threads, 1), (WHOLE_CALL, 1, 1)]
+    servers += [(CONTINUOUS, 1, per_call) for per_call in steps_per_call]
+    for mode, threads, per_call in servers:
         label = f"server, {mode}, {threads} model thread{'s' if threads > 1 else ''}"
-        process = start_server(args.model, args.port, mode, threads, args.max_batch_size)
+        key = mode  # in `summary`
+        if mode == CONTINUOUS:
+            label += f", {per_call} step{'s' if per_call > 1 else ''} a call"
+            key = (mode, per_call)
+        process = start_server(args.model, args.port, mode, threads, args.max_batch_size,
+                               per_call)
         try:
             if mode == NO_BATCHING:
                 local_times, remote_times, reference, encodes, steps, verse_steps = \
@@ -260,7 +271,7 @@ def main(argv=None):
                     mismatches += sum(text is not None and text != reference[s]
                                       for s, text in answers)
                     rps = len(latencies) / seconds
-                    summary[(mode, streamed, concurrency)] = (
+                    summary[(key, streamed, concurrency)] = (
                         rps, statistics.median(latencies), percentile(latencies, .99),
                         statistics.median(firsts) if firsts else None)
                     rows.append([label + (", streamed" if streamed else ""), str(concurrency),
@@ -281,17 +292,21 @@ def main(argv=None):
           f"step p50 {1000 * summary['step']:.1f} ms; a whole verse p50 "
           f"{1000 * summary['local']:.1f} ms, {summary['verse_steps']:.1f} decoding steps "
           f"on average")
+    for per_call in steps_per_call:
+        continuous_mode = (CONTINUOUS, per_call)
+        for level in levels:
+            continuous = summary[(continuous_mode, False, level)][0]
+            print(f"concurrency {level}: continuous batching, {per_call} a call, "
+                  f"{continuous / summary[(NO_BATCHING, False, level)][0]:.2f}x the requests/s "
+                  f"of no batching, {continuous / summary[(WHOLE_CALL, False, level)][0]:.2f}x "
+                  f"whole-call batching")
+        if 16 in levels and 1 in levels:
+            p99, p50 = (summary[(continuous_mode, False, 16)][2],
+                        summary[(continuous_mode, False, 1)][1])
+            print(f"continuous batching, {per_call} a call, p99 at concurrency 16 over p50 at "
+                  f"concurrency 1: {p99 / p50:.2f}x")
     for level in levels:
-        continuous = summary[(CONTINUOUS, False, level)][0]
-        print(f"concurrency {level}: continuous batching "
-              f"{continuous / summary[(NO_BATCHING, False, level)][0]:.2f}x the requests/s of "
-              f"no batching, {continuous / summary[(WHOLE_CALL, False, level)][0]:.2f}x "
-              f"whole-call batching")
-    if 16 in levels and 1 in levels:
-        print(f"continuous batching p99 at concurrency 16 over p50 at concurrency 1: "
-              f"{summary[(CONTINUOUS, False, 16)][2] / summary[(CONTINUOUS, False, 1)][1]:.2f}x")
-    for level in levels:
-        first = summary[(CONTINUOUS, True, level)][3]
+        first = summary[((CONTINUOUS, steps_per_call[-1]), True, level)][3]
         print(f"concurrency {level}: first streamed token p50 {1000 * first:.1f} ms = encode + "
               f"{(first - summary['encode']) / summary['step']:.2f} one-row steps")
     print(f"answers different from the in-process answer: {mismatches}; failed requests: "

@@ -10,15 +10,19 @@ rows join the rows already decoding, one `decode_step` call advances them
 all, and a request whose rows have ended leaves at once: its answer is
 made by `finish` and sent while the others go on. Requests wait for room
 when `max_batch_size` rows are decoding (a beam request's row counts K).
+While every request in the batch is greedy and none is streamed, one call
+runs `steps_per_call` steps inside one graph (`GreedySteps`): the
+signature call from Python costs more than a step's arithmetic, and the
+batch is then joined and left every few steps.
 
 An answer never changes: each request's search runs on its own rows
 (`GreedyRows`, `BeamRows`: the library's search, step by step, in numpy),
 its rows' memory is padded along the source axis to the batch's longest
 and masked out, `finish` turns its ids into words as the whole-sequence
 signature does, and its answer is cut along every growing axis to its own
-longest row (the export's `axis_lengths`), as whole-call batching cuts. A signature is served this way when the
-export has `finish` and the metadata names its `encode_signature`; others
-go the usual way.
+longest row (the export's `axis_lengths`), as whole-call batching cuts.
+A signature is served this way when the export has `finish` and the
+metadata names its `encode_signature`; others go the usual way.
 
 `ContinuousBatcher` has an example.
 """
@@ -36,6 +40,7 @@ from keras_attention.serving.batching import BatchLayout, batch_layout, merge_ke
 from keras_attention.serving.beam_rows import BeamRows
 from keras_attention.serving.errors import InvalidArgument
 from keras_attention.serving.greedy_rows import GreedyRows
+from keras_attention.serving.greedy_steps import GreedySteps
 
 
 class _StepPlan(NamedTuple):
@@ -93,6 +98,7 @@ class _Job:
         self.plan, self.encoded, self.stream = plan, encoded, stream
         self.future = None  # the request's, set by the engine
         self.cancelled = False
+        self.parents = None  # the beam rows' order after the last step; None: kept
         empty = np.asarray(encoded["empty"], bool)
         self.num_rows = len(empty)
         self.keep = np.flatnonzero(~empty)  # rows that decode
@@ -144,6 +150,7 @@ class _Engine:
         # the running jobs but those joining (admitted since the last step).
         self._rows = None
         self._joining = []
+        self._greedy = None  # its `GreedySteps`, made at the first multi-step call
 
     @property
     def rows_in_flight(self):
@@ -267,6 +274,40 @@ class _Engine:
         state = {name: outputs[name] for name in self.running[0].plan.state}
         return outputs["log_probs"].numpy(), outputs["attention"].numpy(), state
 
+    def _steps_per_call(self, jobs):
+        """How many steps the next model call runs: `steps_per_call` inside
+        one graph (`GreedySteps`) while every job is greedy and none streams
+        (a beam reorders its rows, a stream sends each word, at every step);
+        else 1. A job that ends within the call is not advanced further (its
+        rows go on to pad tokens, as ended rows do) and leaves after it."""
+        most = self.batcher.options.steps_per_call
+        if any(job.plan.beam or job.stream is not None for job in jobs):
+            return 1
+        return most
+
+    def _greedy_steps(self, tokens, finished, inputs, steps):
+        if self._greedy is None:
+            self._greedy = GreedySteps.of_model(self.model, DECODE_STEP_SIGNATURE)
+        return self._greedy(tokens, finished, inputs, steps)
+
+    @staticmethod
+    def _advance(jobs, advance, attention, reorders=False):
+        """Advances each job's search by one step: `advance(job, rows,
+        attention_rows)` with the job's slice of the batch's rows and its
+        attention cut to its own memory; keeps the beams' reordering
+        (`job.parents`) when `reorders`. (A greedy job that ended earlier in
+        a call of several steps takes pad tokens, which its answer cuts off.)"""
+        start = 0
+        for job in jobs:
+            stop = start + job.rows
+            rows = attention[start:stop]
+            if job.source_length is not None:
+                rows = rows[:, :job.source_length]
+            parents = advance(job, slice(start, stop), rows)
+            if reorders:
+                job.parents = parents
+            start = stop
+
     def _leave(self, jobs):
         """Takes `jobs` out of the batch (their rows too, once joined)."""
         joined = [job for job in self.running if job not in self._joining]
@@ -292,20 +333,31 @@ class _Engine:
         jobs = list(self.running)
         inputs = self._batch_inputs()
         tokens = np.concatenate([job.search.tokens() for job in jobs])
-        self.batcher.record_step(len(tokens))
-        log_probs, attention, state = await self.batcher.run_in_thread(
-            self._call_step, tokens, inputs)
+        steps = self._steps_per_call(jobs)
+        if steps > 1:
+            finished_rows = np.concatenate([job.search.finished for job in jobs])
+            ids, chosen_log_probs, attention, state = await self.batcher.run_in_thread(
+                self._greedy_steps, tokens, finished_rows, inputs, steps)
+            for step in range(steps):
+                self.batcher.record_step(len(tokens))
+                self._advance(jobs, lambda job, rows, attention_rows: job.search.advance_chosen(
+                    ids[rows, step], chosen_log_probs[rows, step], attention_rows),
+                    attention[:, step])
+        else:
+            self.batcher.record_step(len(tokens))
+            log_probs, attention, state = await self.batcher.run_in_thread(
+                self._call_step, tokens, inputs)
+            self._advance(jobs, lambda job, rows, attention_rows: job.search.advance(
+                log_probs[rows], attention_rows), attention, reorders=True)
+        self.batcher.model_calls += 1
         self._rows.update(state)
         start, finished, order = 0, [], []
         for job in jobs:
             stop = start + job.rows
-            rows = attention[start:stop]
-            if job.source_length is not None:
-                rows = rows[:, :job.source_length]
-            parents = job.search.advance(log_probs[start:stop], rows)
             if job.finished:
                 finished.append(job)
             else:
+                parents = job.parents
                 order.append(start + (np.arange(job.rows) if parents is None else parents))
             start = stop
         if finished:
@@ -442,9 +494,13 @@ def _pad_axis(value, axis, length):
 
 class ContinuousOptions(NamedTuple):
     """max_batch_size: Most rows decoding at once (a beam request's row
-    counts `beam_width`); a request waits while the batch is full."""
+    counts `beam_width`); a request waits while the batch is full.
+    steps_per_call: Most greedy steps one model call runs (`GreedySteps`)
+    while no beam search and no stream is in the batch; requests join and
+    leave between calls. 1: every step is a call of `decode_step`."""
 
     max_batch_size: int = 32
+    steps_per_call: int = 4
 
 
 class ContinuousBatcher:
@@ -470,6 +526,7 @@ class ContinuousBatcher:
         self.run_in_thread = run_in_thread
         self._engines = {}
         self.steps = 0  # decoding steps run, for metrics
+        self.model_calls = 0  # decoding calls (of one step or several)
         self.step_times = collections.deque(maxlen=4096)  # monotonic time of recent steps
         self.on_step = None  # optional callback(rows) for metrics
 

@@ -50,9 +50,17 @@ class GreedyRows(StepSearch):
         returns None (greedy never reorders the model state)."""
         chosen = np.argmax(log_probs, axis=-1).astype(np.int32)
         chosen_log_prob = np.take_along_axis(log_probs, chosen[:, None], axis=-1)[:, 0]
-        chosen = np.where(self.finished, np.int32(self.pad_token), chosen)
+        return self.advance_chosen(chosen, chosen_log_prob, attention)
+
+    def advance_chosen(self, chosen, chosen_log_prob, attention):
+        """`advance` given the step's argmax already: `chosen [B]` (int32,
+        the highest log-probability's id, or anything where a row has
+        ended), `chosen_log_prob [B]` (float32, its log-probability) and
+        `attention [B, S]`, as `GreedySteps` returns them for each step.
+        Returns None."""
+        chosen = np.where(self.finished, np.int32(self.pad_token), np.asarray(chosen, np.int32))
         self.scores = self.scores + np.where(self.finished, np.float32(0),
-                                             chosen_log_prob.astype(np.float32))
+                                             np.asarray(chosen_log_prob, np.float32))
         ended_now = ~self.finished & (chosen == self.end_token)
         self.lengths = self.lengths + (~(self.finished | ended_now)).astype(np.int32)
         self._ids.append(chosen)

@@ -88,6 +88,11 @@ def build_parser(prog=DEFAULT_PROG):
                           help="most rows in one merged call (--enable_batching) or decoding "
                                "at once (--continuous_batching; a beam request's row counts "
                                "beam_width)")
+    batching.add_argument("--steps_per_call", type=int, default=4, metavar="STEPS",
+                          help="with --continuous_batching: most greedy decoding steps one "
+                               "model call runs while no beam search or stream is in the "
+                               "batch (requests join and leave between calls); 1: one "
+                               "step a call")
     batching.add_argument("--batch_timeout_micros", type=int, default=2000,
                           metavar="MICROS",
                           help="with --enable_batching: longest a request waits for "
@@ -109,7 +114,7 @@ def parse_args(argv, prog=DEFAULT_PROG):
     if bool(args.model_base_path) == bool(args.model_config_file):
         parser.error("give --model_base_path (with --model_name) or --model_config_file")
     for name in ("rest_api_num_threads", "max_request_bytes", "max_request_rows",
-                 "max_batch_size"):
+                 "max_batch_size", "steps_per_call"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
     if args.batch_timeout_micros < 0 or args.file_system_poll_wait_seconds < 0:
@@ -172,7 +177,7 @@ def main(argv=None, prog=DEFAULT_PROG):
         num_threads=args.rest_api_num_threads, enable_batching=args.enable_batching,
         batching=BatchingOptions(args.max_batch_size, args.batch_timeout_micros),
         continuous_batching=args.continuous_batching,
-        continuous=ContinuousOptions(args.max_batch_size),
+        continuous=ContinuousOptions(args.max_batch_size, args.steps_per_call),
         explorer=not args.no_ui)
     app = create_app(repository, options)
     config = uvicorn.Config(app, host=args.host, port=args.rest_api_port,

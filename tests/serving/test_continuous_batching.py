@@ -40,10 +40,11 @@ def assert_same_outputs(got, want, where):
             np.testing.assert_array_equal(got[name], value, err_msg=f"{where} {name}")
 
 
-def run_concurrently(model, requests, max_batch_size):
+def run_concurrently(model, requests, max_batch_size, steps_per_call=4, batcher=None):
     """`requests`: (signature, inputs, rows) all sent at once. Returns the
     answers and the rows of each decoding step."""
-    batcher = ContinuousBatcher(ContinuousOptions(max_batch_size), in_thread)
+    batcher = batcher or ContinuousBatcher(ContinuousOptions(max_batch_size, steps_per_call),
+                                           in_thread)
     step_rows = []
     batcher.on_step = step_rows.append
 
@@ -56,8 +57,9 @@ def run_concurrently(model, requests, max_batch_size):
     return answers, step_rows
 
 
-def check_requests(model, requests, max_batch_size=6):
-    answers, step_rows = run_concurrently(model, requests, max_batch_size)
+def check_requests(model, requests, max_batch_size=6, steps_per_call=4, batcher=None):
+    answers, step_rows = run_concurrently(model, requests, max_batch_size, steps_per_call,
+                                          batcher)
     alone_steps = 0
     for (signature, inputs, _), answer in zip(requests, answers):
         want = model.predict(signature, inputs)
@@ -78,6 +80,65 @@ def test_translation_requests_join_and_leave_the_running_batch(translator_dir):
     # Requests shared steps: fewer steps than run alone, several in a step.
     assert len(step_rows) < 0.75 * alone_steps
     assert max(step_rows) == 6
+
+
+@pytest.mark.parametrize("steps_per_call", [1, 3, 8])
+def test_greedy_requests_share_calls_of_several_steps(translator_dir, steps_per_call):
+    """Greedy requests alone in the batch: up to `steps_per_call` steps a
+    model call (never past a row's length limit: the untrained model talks
+    on to it), each answer still the whole-sequence signature's."""
+    model = ExportedModel(translator_dir)
+    requests = [("serving_default", text_rows([sentence]), 1) for sentence in SENTENCES]
+    requests.append(("serving_default", text_rows(SENTENCES[2:5]), 3))
+    batcher = ContinuousBatcher(ContinuousOptions(5, steps_per_call), in_thread)
+    step_rows, alone_steps = check_requests(model, requests, 5, batcher=batcher)
+    assert batcher.steps == len(step_rows) < alone_steps
+    if steps_per_call == 1:
+        assert batcher.model_calls == batcher.steps
+    else:  # most calls ran several steps
+        assert batcher.model_calls < 0.6 * batcher.steps
+
+
+def test_greedy_steps_equal_one_step_at_a_time(translator_dir):
+    """`GreedySteps` against `decode_step` called step by step with
+    `GreedyRows.advance` (the numpy search): the same ids, scores,
+    attention and final state, a row that has already ended included."""
+    import tensorflow as tf
+
+    from keras_attention.serving.greedy_rows import GreedyRows
+    from keras_attention.serving.greedy_steps import GreedySteps
+
+    model = ExportedModel(translator_dir)
+    step = model.metadata["step_signatures"]["decode_step"]
+    encoded = model.predict("encode", text_rows(SENTENCES[:4]))
+    inputs = {name: tf.constant(encoded[name]) for name in step["state"] + step["constants"]}
+    tokens = {name: int(step[name]) for name in ("start_token", "end_token", "pad_token")}
+
+    def search():
+        rows = GreedyRows(20, rows=4, **tokens)
+        rows.finished[1] = True  # ended before these steps
+        return rows
+
+    stepped, state = search(), dict(inputs)
+    for _ in range(5):
+        out = model.function("decode_step")(tokens=tf.constant(stepped.tokens()), **state)
+        stepped.advance(out["log_probs"].numpy(), out["attention"].numpy())
+        state.update({name: out[name] for name in step["state"]})
+
+    together = search()
+    ids, log_probs, attention, last_state = GreedySteps.of_model(model)(
+        together.tokens(), together.finished, inputs, 5)
+    assert ids.shape == log_probs.shape == (4, 5) and attention.shape[:2] == (4, 5)
+    for index in range(5):
+        together.advance_chosen(ids[:, index], log_probs[:, index], attention[:, index])
+    np.testing.assert_array_equal(together.ids(), stepped.ids())
+    assert together.ids()[1].tolist() == [tokens["pad_token"]] * 5
+    np.testing.assert_array_equal(together.result_lengths(), stepped.result_lengths())
+    np.testing.assert_allclose(together.result_scores(), stepped.result_scores(), rtol=1e-6)
+    np.testing.assert_allclose(together.attention(), stepped.attention(), atol=1e-6)
+    for name in step["state"]:
+        np.testing.assert_allclose(last_state[name].numpy(), state[name].numpy(), atol=1e-6,
+                                   err_msg=name)
 
 
 def test_captioning_requests_give_their_own_answers(captioner_dir):

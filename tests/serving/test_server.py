@@ -289,6 +289,17 @@ def test_binds_to_loopback_unless_told():
         parse_args([])  # neither a base path nor a config file
 
 
+def test_steps_per_call_is_a_positive_count(capsys):
+    from keras_attention.serving.server import parse_args
+
+    args = parse_args(["--model_base_path", "x", "--continuous_batching", "--steps_per_call", "8"])
+    assert (args.continuous_batching, args.steps_per_call) == (True, 8)
+    assert parse_args(["--model_base_path", "x"]).steps_per_call == 4
+    with pytest.raises(SystemExit):
+        parse_args(["--model_base_path", "x", "--steps_per_call", "0"])
+    assert "--steps_per_call must be at least 1" in capsys.readouterr().err
+
+
 # --------------------------------------------------------- versions while serving
 def _copy_version(source_dir, target_dir, only=None):
     os.makedirs(target_dir)
