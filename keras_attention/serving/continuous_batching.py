@@ -150,7 +150,6 @@ class _Engine:
         # the running jobs but those joining (admitted since the last step).
         self._rows = None
         self._joining = []
-        self._greedy = None  # its `GreedySteps`, made at the first multi-step call
 
     @property
     def rows_in_flight(self):
@@ -286,9 +285,7 @@ class _Engine:
         return most
 
     def _greedy_steps(self, tokens, finished, inputs, steps):
-        if self._greedy is None:
-            self._greedy = GreedySteps.of_model(self.model, DECODE_STEP_SIGNATURE)
-        return self._greedy(tokens, finished, inputs, steps)
+        return self.batcher.greedy_steps(self.model)(tokens, finished, inputs, steps)
 
     @staticmethod
     def _advance(jobs, advance, attention, reorders=False):
@@ -536,6 +533,13 @@ class ContinuousBatcher:
         if signature_name not in plans:
             plans[signature_name] = step_plan(model, signature_name)
         return plans[signature_name]
+
+    def greedy_steps(self, model):
+        """The model's `GreedySteps`, made (and traced) once: an engine ends
+        whenever the batch empties."""
+        if "_greedy_steps" not in model.__dict__:  # dies with the model
+            model.__dict__["_greedy_steps"] = GreedySteps.of_model(model, DECODE_STEP_SIGNATURE)
+        return model.__dict__["_greedy_steps"]
 
     def serves(self, model, signature_name):
         return self.plan(model, signature_name) is not None

@@ -95,8 +95,14 @@ def test_greedy_requests_share_calls_of_several_steps(translator_dir, steps_per_
     assert batcher.steps == len(step_rows) < alone_steps
     if steps_per_call == 1:
         assert batcher.model_calls == batcher.steps
-    else:  # most calls ran several steps
-        assert batcher.model_calls < 0.6 * batcher.steps
+        return
+    assert batcher.model_calls < 0.6 * batcher.steps  # most calls ran several steps
+    # One request after another (the batch empties between them): the
+    # several-step function is traced once for the model, not per batch.
+    for sentence in (SENTENCES[0], SENTENCES[3]):
+        check_requests(model, [("serving_default", text_rows([sentence]), 1)], 5,
+                       batcher=batcher)
+    assert batcher.greedy_steps(model)._function.experimental_get_tracing_count() == 1
 
 
 def test_greedy_steps_equal_one_step_at_a_time(translator_dir):
