@@ -11,14 +11,16 @@ concurrency (client threads, each on its own keep-alive connection), it
 sends `--requests` one-verse requests to the server without batching, with
 whole-call batching (`--enable_batching`) and with continuous batching
 (`--continuous_batching`, also streamed through `:generate_stream`), once
-for each of `--steps-per-call` (greedy steps one model call may run).
-Prints requests per second, p50 / p99 latency, the p50 time to the first
+for each of `--steps-per-call` (greedy steps one model call may run). The
+servers run side by side (one port each) and are measured in turn, level
+by level, for `--rounds` rounds. Prints requests per second, p50 / p99 latency, the p50 time to the first
 streamed token, rows per model call (per decoding step under continuous
 batching), and how many answers differ from the in-process answer. The
 clients run on the same machine as the server.
 """
 
 import argparse
+import collections
 import concurrent.futures
 import http.client
 import json
@@ -209,6 +211,18 @@ def start_server(model_dir, port, mode, threads, max_batch_size, steps_per_call=
     raise RuntimeError("the server did not start")
 
 
+def server_label(mode, threads, steps_per_call):
+    label = f"server, {mode}, {threads} model thread{'s' if threads > 1 else ''}"
+    if mode == CONTINUOUS:
+        label += f", {steps_per_call} step{'s' if steps_per_call > 1 else ''} a call"
+    return label
+
+
+def server_key(mode, threads, steps_per_call):
+    """A server's key in the summary: its mode, and steps a call for continuous batching."""
+    return (mode, steps_per_call) if mode == CONTINUOUS else mode
+
+
 def milliseconds(values, fraction):
     values = [v for v in values if v is not None]
     return f"{1000 * percentile(values, fraction):.1f}" if values else "-"
@@ -230,58 +244,72 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=18571)
     parser.add_argument("--repeats", type=int, default=3,
                         help="passes over the 64 verses at concurrency 1")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds over every concurrency level and server (requests/s: "
+                             "the median round; latencies: all rounds)")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     steps_per_call = [int(s) for s in args.steps_per_call.split(",")]
     print("\n".join(describe_machine()))
     sentences = test_sentences(64)
-    rows, mismatches, failures, summary, reference = [], 0, 0, {}, None
+    rows, mismatches, failures, summary = [], 0, 0, {}
     servers = [(NO_BATCHING, args.threads, 1), (WHOLE_CALL, 1, 1)]
     servers += [(CONTINUOUS, 1, per_call) for per_call in steps_per_call]
-    for mode, threads, per_call in servers:
-        label = f"server, {mode}, {threads} model thread{'s' if threads > 1 else ''}"
-        key = mode  # in `summary`
-        if mode == CONTINUOUS:
-            label += f", {per_call} step{'s' if per_call > 1 else ''} a call"
-            key = (mode, per_call)
-        process = start_server(args.model, args.port, mode, threads, args.max_batch_size,
-                               per_call)
-        try:
-            if mode == NO_BATCHING:
-                local_times, remote_times, reference, encodes, steps, verse_steps = \
-                    in_process_reference(args.model, args.port, sentences, args.repeats)
-                summary.update(local=statistics.median(local_times),
-                               remote=statistics.median(remote_times),
-                               encode=statistics.median(encodes), step=statistics.median(steps),
-                               verse_steps=verse_steps)
-                for name, times in (("in process", local_times), (label, remote_times)):
-                    rows.append([name, "1 (interleaved)", f"{1 / statistics.mean(times):.1f}",
-                                 milliseconds(times, .5), milliseconds(times, .99), "-", "1.0"])
-            load_test(args.port, sentences, 4, 16)  # warm-up
-            passes = [False, True] if mode == CONTINUOUS else [False]
+    processes = []
+    try:
+        for index, (mode, threads, per_call) in enumerate(servers):
+            processes.append(start_server(args.model, args.port + index, mode, threads,
+                                          args.max_batch_size, per_call))
+        local_times, remote_times, reference, encodes, steps, verse_steps = \
+            in_process_reference(args.model, args.port, sentences, args.repeats)
+        summary.update(local=statistics.median(local_times),
+                       remote=statistics.median(remote_times),
+                       encode=statistics.median(encodes), step=statistics.median(steps),
+                       verse_steps=verse_steps)
+        for name, times in (("in process", local_times),
+                            (server_label(*servers[0]), remote_times)):
+            rows.append([name, "1 (interleaved)", f"{1 / statistics.mean(times):.1f}",
+                         milliseconds(times, .5), milliseconds(times, .99), "-", "1.0"])
+        for index in range(len(servers)):
+            load_test(args.port + index, sentences, 4, 16)  # warm-up
+        # Rounds over every concurrency level and server in turn: a drift of
+        # the machine's speed falls on every server alike.
+        runs = collections.defaultdict(list)
+        for _ in range(args.rounds):
             for concurrency in levels:
-                for streamed in passes:
-                    rows_before, calls_before = batch_histogram(args.port)
-                    requests = max(args.requests, 4 * concurrency)
-                    latencies, firsts, seconds, answers = load_test(
-                        args.port, sentences, concurrency, requests, streamed)
-                    rows_after, calls_after = batch_histogram(args.port)
-                    per_call = (rows_after - rows_before) / max(calls_after - calls_before, 1)
-                    failures += sum(text is None for _, text in answers)
-                    mismatches += sum(text is not None and text != reference[s]
-                                      for s, text in answers)
-                    rps = len(latencies) / seconds
-                    summary[(key, streamed, concurrency)] = (
-                        rps, statistics.median(latencies), percentile(latencies, .99),
-                        statistics.median(firsts) if firsts else None)
-                    rows.append([label + (", streamed" if streamed else ""), str(concurrency),
-                                 f"{rps:.1f}", milliseconds(latencies, .5),
-                                 milliseconds(latencies, .99),
-                                 milliseconds(firsts, .5) if streamed else "-",
-                                 f"{per_call:.1f}"])
-        finally:
+                for index, server in enumerate(servers):
+                    for streamed in [False, True] if server[0] == CONTINUOUS else [False]:
+                        port = args.port + index
+                        rows_before, calls_before = batch_histogram(port)
+                        requests = max(args.requests, 4 * concurrency)
+                        latencies, firsts, seconds, answers = load_test(
+                            port, sentences, concurrency, requests, streamed)
+                        rows_after, calls_after = batch_histogram(port)
+                        failures += sum(text is None for _, text in answers)
+                        mismatches += sum(text is not None and text != reference[s]
+                                          for s, text in answers)
+                        runs[(server, streamed, concurrency)].append(
+                            (len(latencies) / seconds, latencies, firsts,
+                             (rows_after - rows_before) / max(calls_after - calls_before, 1)))
+    finally:
+        for process in processes:
             process.terminate()
             process.wait(timeout=60)
+    for server in servers:
+        for concurrency in levels:
+            for streamed in [False, True] if server[0] == CONTINUOUS else [False]:
+                measured = runs[(server, streamed, concurrency)]
+                rps = statistics.median(run[0] for run in measured)
+                latencies = [t for run in measured for t in run[1]]
+                firsts = [t for run in measured for t in run[2]]
+                summary[(server_key(*server), streamed, concurrency)] = (
+                    rps, statistics.median(latencies), percentile(latencies, .99),
+                    statistics.median(firsts) if firsts else None)
+                rows.append([server_label(*server) + (", streamed" if streamed else ""),
+                             str(concurrency), f"{rps:.1f}", milliseconds(latencies, .5),
+                             milliseconds(latencies, .99),
+                             milliseconds(firsts, .5) if streamed else "-",
+                             f"{statistics.mean(run[3] for run in measured):.1f}"])
     print()
     print(markdown_table(["path", "concurrency", "requests/s", "p50 ms", "p99 ms",
                           "first token p50 ms", "rows per model call"], rows))
