@@ -154,6 +154,11 @@ def test_captioning_requests_give_their_own_answers(captioner_dir):
     requests.append(("beam_search", {"image_bytes": np.array(
         [png_bytes(5), png_bytes(6, size=(40, 12))], object)}, 2))
     check_requests(model, requests, max_batch_size=5)
+    # Greedy alone: several steps a call.
+    batcher = ContinuousBatcher(ContinuousOptions(5, 3), in_thread)
+    check_requests(model, [request for request in requests if request[0] == "serving_default"],
+                   5, batcher=batcher)
+    assert batcher.model_calls < batcher.steps
 
 
 def test_video_requests_of_every_input_kind_share_the_batch(video_captioner_dir):
@@ -173,6 +178,10 @@ def test_video_requests_of_every_input_kind_share_the_batch(video_captioner_dir)
                  {"features": features, "lengths": lengths})):
             requests += [(greedy, inputs, 1), (beam, inputs, 1)]
     check_requests(model, requests, max_batch_size=8)
+    # Greedy alone, every input kind in one batch: several steps a call.
+    batcher = ContinuousBatcher(ContinuousOptions(8, 3), in_thread)
+    check_requests(model, requests[::2], 8, batcher=batcher)
+    assert batcher.model_calls < batcher.steps
 
 
 def test_a_stream_gives_each_token_then_the_answer(translator_dir):
