@@ -277,8 +277,8 @@ class _Engine:
         """How many steps the next model call runs: `steps_per_call` inside
         one graph (`GreedySteps`) while every job is greedy and none streams
         (a beam reorders its rows, a stream sends each word, at every step);
-        else 1. A job that ends within the call is not advanced further (its
-        rows go on to pad tokens, as ended rows do) and leaves after it."""
+        else 1. A job that ends within the call takes pad tokens until the
+        call ends, as ended rows do (its answer cuts them off), then leaves."""
         most = self.batcher.options.steps_per_call
         if any(job.plan.beam or job.stream is not None for job in jobs):
             return 1
