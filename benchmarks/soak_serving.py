@@ -7,8 +7,9 @@ server's resident memory through the run.
 `--requests` requests (test verses of every length) from `--clients`
 threads, each on its own keep-alive connection: 70% greedy `:predict`, 10%
 beam `:predict`, 10% streams read to the end, and 10% streams the client
-closes after the first token. Every answer is checked against the same
-export called in this process. Prints the counts (answered, errors,
+closes after the first token (`--kinds greedy`: greedy `:predict` alone,
+which the server decodes `--steps-per-call` steps a model call). Every
+answer is checked against the same export called in this process. Prints the counts (answered, errors,
 answers that differ, answers missing), the decoding rows left in flight at
 the end, and the server's resident memory after the warm-up, at its
 largest and at the end.
@@ -31,8 +32,11 @@ from benchmarks.common import describe_machine, markdown_table  # noqa: E402
 GREEDY, BEAM, STREAM, LEFT = "greedy :predict", "beam :predict", "stream", "stream left"
 
 
-def request_kind(index):
-    """70% greedy, 10% beam, 10% streams, 10% streams left midway, interleaved."""
+def request_kind(index, kinds="mixed"):
+    """`mixed`: 70% greedy, 10% beam, 10% streams, 10% streams left midway,
+    interleaved; `greedy`: greedy alone."""
+    if kinds == "greedy":
+        return GREEDY
     return {7: BEAM, 8: STREAM, 9: LEFT}.get(index % 10, GREEDY)
 
 
@@ -87,6 +91,9 @@ def main(argv=None):
     parser.add_argument("--verses", type=int, default=400,
                         help="distinct test verses (every length)")
     parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--kinds", choices=["mixed", "greedy"], default="mixed")
+    parser.add_argument("--steps-per-call", type=int, default=4,
+                        help="the server's --steps_per_call")
     parser.add_argument("--port", type=int, default=18572)
     args = parser.parse_args(argv)
     print("\n".join(describe_machine()))
@@ -97,7 +104,8 @@ def main(argv=None):
     verses = test[::step][:args.verses]
     greedy_answers, beam_answers = references(args.model, verses, verses[::8])
     beam_verses = list(beam_answers)
-    process = start_server(args.model, args.port, "continuous batching", 1, args.max_batch_size)
+    process = start_server(args.model, args.port, "continuous batching", 1, args.max_batch_size,
+                           args.steps_per_call)
     counts = {kind: {"answered": 0, "errors": 0, "different": 0}
               for kind in (GREEDY, BEAM, STREAM, LEFT)}
     done, lock, memory = [0], threading.Lock(), {}
@@ -115,7 +123,7 @@ def main(argv=None):
     def client(indices):
         connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=600)
         for index in indices:
-            kind = request_kind(index)
+            kind = request_kind(index, args.kinds)
             if kind == BEAM:
                 verse = beam_verses[index % len(beam_verses)]
                 status, answer = post(connection, "/v1/models/m:predict", json.dumps(
