@@ -23,10 +23,15 @@ class LineEncoder(ConvImageEncoder):
     attention can walk along the line (Wojna et al. 2017 add the position
     as a one-hot code).
 
+    With `column_rnn=True` a bidirectional GRU (`units / 2` a direction)
+    runs along the columns, so that each annotation also knows its
+    neighbours (as CRNN and ASTER read a line).
+
     Args:
         filters: Channels of the first block, doubling each block.
         blocks: Blocks; each halves the height.
-        units: Size of each column's annotation.
+        units: Size of each column's annotation (even with `column_rnn`).
+        column_rnn: Whether a bidirectional GRU reads along the columns.
 
     Example:
 
@@ -37,9 +42,13 @@ class LineEncoder(ConvImageEncoder):
     ((2, 16, 8), (1, 16))
     """
 
-    def __init__(self, filters=16, blocks=3, units=128, **kwargs):
+    def __init__(self, filters=16, blocks=3, units=128, column_rnn=False, **kwargs):
         super().__init__(filters, blocks, **kwargs)
         self.units = positive_int("units", units)
+        self.column_rnn = bool(column_rnn)
+        if self.column_rnn and self.units % 2:
+            raise ValueError(f"`units` must be even with `column_rnn`, received {units}")
+        self.rnn = None
 
     @property
     def output_dim(self):
@@ -62,6 +71,12 @@ class LineEncoder(ConvImageEncoder):
         self.projection.build((None, None, height * channels))
         self.position = self.add_weight(name="column_position", shape=(self.columns, self.units),
                                         initializer="zeros")
+        if self.column_rnn:
+            self.rnn = keras.layers.Bidirectional(
+                keras.layers.GRU(self.units // 2, return_sequences=True,
+                                 dtype=self.dtype_policy),
+                name="column_rnn", dtype=self.dtype_policy)
+            self.rnn.build((None, None, self.units))
 
     def feature_map(self, images, training=None):
         features = super().feature_map(images, training=training)  # --> [B, h, w, C]
@@ -69,7 +84,10 @@ class LineEncoder(ConvImageEncoder):
         columns = ops.reshape(ops.transpose(features, (0, 2, 1, 3)),
                               (shape[0], 1, shape[2], shape[1] * shape[3]))
         columns = self.projection(columns) + ops.cast(self.position, self.compute_dtype)
-        return ops.tanh(columns)  # --> [B, 1, w, units]
+        columns = ops.tanh(columns)  # --> [B, 1, w, units]
+        if self.rnn is not None:
+            columns = self.rnn(columns[:, 0], training=training)[:, None]
+        return columns
 
     def compute_output_spec(self, images, training=None):
         columns = None if images.shape[2] is None else images.shape[2] // COLUMN_STRIDE
@@ -78,13 +96,14 @@ class LineEncoder(ConvImageEncoder):
                 keras.KerasTensor((images.shape[0], columns), dtype="bool"))
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units}
+        return {**super().get_config(), "units": self.units, "column_rnn": self.column_rnn}
 
 
 def build_model(config, vocab_size):
     """An `AttentionSeq2Seq` for line images -> character logits `[B, T, V]`."""
     return AttentionSeq2Seq(
-        LineEncoder(config.cnn_filters, 3, config.units, name="encoder"), vocab_size,
+        LineEncoder(config.cnn_filters, 3, config.units, column_rnn=config.column_rnn,
+                    name="encoder"), vocab_size,
         config.embedding_dim, build_decoder_cell(config), fast_path="auto",
         dropout=config.dropout, attention_supervision=config.attention_supervision,
         name="text_reader")
