@@ -83,21 +83,18 @@ PRESETS = {
     # 8 filters and batches of 32 lines: four times the steps of 16 and 64 in
     # the budget, and more learnt; the GRU along the columns makes a step
     # slower and learns far more from it; the learning rate decays over the
-    # about 2,000 steps that 420 s buys (docs/benchmarks.md has the runs).
+    # about 2,000 steps that 420 s buy (docs/benchmarks.md has the runs).
     "main": dict(
         units=128, embedding_dim=32, attention_units=64, column_rnn=True, batch_size=32,
-        steps_per_epoch=400,
-        epochs=20, max_train_seconds=420.0, learning_rate=2e-3, warmup_steps=100,
-        decay_steps=2000,
-        dropout=0.0, early_stopping_patience=3, beam_width=3, num_hypotheses=3,
-        checkpoint_steps=100,
+        steps_per_epoch=400, epochs=20, max_train_seconds=420.0, learning_rate=2e-3,
+        warmup_steps=100, decay_steps=2000, dropout=0.0, early_stopping_patience=3,
+        beam_width=3, num_hypotheses=3, checkpoint_steps=100,
     ),
     # A seconds-long run on a few hundred lines: smoke tests and CI.
     "tiny": dict(
         units=32, embedding_dim=16, attention_units=16, cnn_filters=4, column_rnn=True,
-        train_lines=300,
-        dev_lines=32, test_lines=32, batch_size=16, steps_per_epoch=10, epochs=2,
-        eval_batch_size=32, beam_width=2, num_hypotheses=2, plot_examples=1, warmup_steps=5,
-        early_stopping_patience=0, checkpoint_steps=5, max_characters=8,
+        train_lines=300, dev_lines=32, test_lines=32, batch_size=16, steps_per_epoch=10,
+        epochs=2, eval_batch_size=32, beam_width=2, num_hypotheses=2, plot_examples=1,
+        warmup_steps=5, early_stopping_patience=0, checkpoint_steps=5, max_characters=8,
     ),
 }
