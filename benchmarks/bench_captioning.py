@@ -3,6 +3,7 @@
     python -m benchmarks.bench_captioning speed --steps 10 --repeats 5
     python -m benchmarks.bench_captioning latency --workdir runs/captioning-main --repeats 5
     python -m benchmarks.bench_captioning quality --seeds 1 2 3 [--attention-supervision 1]
+    python -m benchmarks.bench_captioning quality --seeds 1 2 3 --set decay_steps=550
 
 speed: training images per second of ours (Show, Attend and Tell decoder:
 keys projected once per image) against the TensorFlow tutorial's design
@@ -12,7 +13,8 @@ interleaved; each model's parameter count is printed.
 latency: the exported SavedModel at batch 1 and 32, greedy and beam.
 quality: the main preset over several seeds (model and data order; the
 generated data set is fixed), mean and spread of exact match, BLEU-4,
-CIDEr-D and localization beside chance.
+CIDEr-D and localization beside chance; `--set FIELD=VALUE` changes the
+preset, as on `python -m training.captioning`.
 """
 
 import argparse
@@ -33,6 +35,7 @@ from training.captioning import train as train_lib  # noqa: E402
 from training.captioning.config import PRESETS, CaptioningConfig  # noqa: E402
 from training.captioning.model import build_encoder, build_model  # noqa: E402
 from training.core import batching, losses  # noqa: E402
+from training.core import config as config_lib  # noqa: E402
 from training.core.text import load_or_build_vocabulary  # noqa: E402
 
 
@@ -106,7 +109,8 @@ def quality(args):
     root = args.workdir or tempfile.mkdtemp(prefix="bench_captioning_quality_")
     rows, reports = [], []
     for seed in args.seeds:
-        config = preset("main", seed=seed, attention_supervision=args.attention_supervision)
+        config = config_lib.load(CaptioningConfig, PRESETS, "main", None, [
+            *args.set, f"seed={seed}", f"attention_supervision={args.attention_supervision}"])
         report = train_lib.train_and_evaluate(config, os.path.join(root, f"seed{seed}"))
         reports.append(report)
         loc = report["localization"]
@@ -121,7 +125,8 @@ def quality(args):
                  spread([r["localization"]["hit_rate"] for r in reports]),
                  spread([r["localization"]["mass"] for r in reports])])
     print("\n".join(describe_machine()))
-    print(f"\npreset main, attention_supervision {args.attention_supervision}, "
+    print(f"\npreset main{''.join(' --set ' + s for s in args.set)}, "
+          f"attention_supervision {args.attention_supervision}, "
           f"{reports[0]['test_images']} generated test scenes, greedy\n")
     print(markdown_table(["seed", "steps", "exact match %", "BLEU-4", "CIDEr-D",
                           "argmax in object (chance)", "mass in object (chance)"], rows))
@@ -137,6 +142,8 @@ def main():
     parser.add_argument("--workdir", help="latency: a trained workdir; quality: where to train")
     parser.add_argument("--attention-supervision", type=float, default=0.0,
                         help="quality: the config's attention_supervision (0: off)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="quality: a config field of the main preset (repeatable)")
     args = parser.parse_args()
     {"speed": speed, "latency": latency, "quality": quality}[args.mode](args)
 
