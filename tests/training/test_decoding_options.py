@@ -45,7 +45,7 @@ def _captioning(vocabulary):
     model = train_lib.build_model(config, vocabulary.size)
     images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     model({"source": images, "target_in": np.ones((2, 2), "int32")})
-    exporter = train_lib.make_captioner(config, model, vocabulary)
+    exporter = train_lib.make_captioner(config, model, None, vocabulary)
     return config, exporter, (np.array(train_lib.encode_png(images)),)
 
 
@@ -59,7 +59,7 @@ def _video(vocabulary):
     lengths = np.array([4, 2], "int32")
     model({"source": {"frames": frames, "lengths": lengths},
            "target_in": np.ones((2, 2), "int32")})
-    exporter = train_lib.make_captioner(config, model, vocabulary)
+    exporter = train_lib.make_captioner(config, model, None, vocabulary)
     return config, exporter, (frames, lengths)
 
 
@@ -70,7 +70,7 @@ def _ocr(vocabulary):
     model = train_lib.build_model(config, vocabulary.size)
     images = np.random.default_rng(0).integers(0, 256, (2, 32, 64, 3), dtype=np.uint8)
     model({"source": images, "target_in": np.ones((2, 2), "int32")})
-    exporter = train_lib.make_reader(config, model, vocabulary)
+    exporter = train_lib.make_reader(config, model, None, vocabulary)
     return config, exporter, (np.array(train_lib.encode_png(images)),)
 
 

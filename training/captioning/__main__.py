@@ -6,12 +6,8 @@
         --set captions_file=captions.txt                # the Flickr8k layout
     python -m training.captioning --set data=coco --set image_size=128 --set encoder=resnet50
     python -m training.captioning --set encoder=mobilenet_v3_small --set backbone_weights=imagenet
-
-Rerunning the same command after an interruption resumes at the step where
-it stopped; `--restart` starts over.
 """
 
-import os
 import sys
 
 from training.captioning.config import PRESETS, CaptioningConfig
@@ -19,11 +15,9 @@ from training.core import cli, reports
 
 
 def print_report(report):
-    reports.print_caption_examples(
-        report.get("examples", []),
-        "attention (word <- most attended region of the grid, row 0 at the top)")
-    print(f"=== Test set ({report['test_images']} images) ===")
-    reports.print_caption_scores(report)
+    reports.print_caption_report(
+        report, "attention (word <- most attended region of the grid, row 0 at the top)",
+        f"{report['test_images']} images")
     if "localization" in report:
         loc = report["localization"]
         print(f"localization ({loc['words']} object words): attention mass in the named "
@@ -34,9 +28,7 @@ def print_report(report):
 
 TASK = cli.Task(
     name="captioning", description=__doc__, config_class=CaptioningConfig, presets=PRESETS,
-    default_preset="main", print_report=print_report,
-    default_workdir=lambda config, preset: os.path.join("runs", f"captioning-{preset}"),
-    data_error="training.captioning.data:CaptionDataError",
+    print_report=print_report, data_error="training.captioning.data:CaptionDataError",
 )
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from training.captioning import evaluation, metrics
 from training.captioning.export import Captioner
 from training.captioning.model import build_encoder, build_model
 from training.core import batching, caption_training, job
-from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import fitting
 from training.core.decoding_options import DecodingOptions
@@ -75,13 +74,13 @@ def source_spec(config):
 
 def train(config, workdir, corpus=None, log=print, model_builder=build_model,
           optimizer_builder=fitting.default_optimizer, callbacks=()):
-    """Trains (resuming at the step where a run stopped).
+    """Trains the captioner on `corpus` (None: `load_corpus(config)`),
+    resuming at the step where a run stopped; `model_builder(config,
+    vocab_size)` and `optimizer_builder` let benchmarks swap the model.
 
     Returns `(fit_result, vocabulary)`.
     """
-    config_lib.prepare_run(config, workdir)
-    corpus = corpus or load_corpus(config)
-    log(corpus.summary())
+    corpus = job.prepare_training(config, workdir, corpus, load_corpus, log)
     encode, extras_spec = encode_examples, None
     if config.attention_supervision:
         grid = build_encoder(config).grid_shape(config.image_size)
@@ -143,30 +142,16 @@ def localization(results, test, captioner):
     return metrics.summarize_localization(records)
 
 
-def train_and_evaluate(config, workdir, corpus=None, log=print):
-    """The whole job: train (or resume), export, evaluate, report
-    (`training.core.job.run`).
-
-    Returns the report dict, also written to `workdir/report.json` (None on
-    a data-parallel process other than 0).
-    """
-    return job.run(config, workdir, corpus, log, task_name="captioning", load_corpus=load_corpus,
-                   train=train, evaluate=evaluate,
-                   make_exporter=lambda model, corpus, vocabulary: make_captioner(
-                       config, model, vocabulary))
-
-
-def make_captioner(config, model, vocabulary):
-    """The `Captioner` export module of a trained model."""
+def make_captioner(config, model, corpus, vocabulary):
+    """The `Captioner` export module of a trained model (`corpus`: unused)."""
     return Captioner(model, vocabulary, config.image_size,
                      model.encoder.grid_shape(config.image_size), config.max_caption_tokens,
                      DecodingOptions.from_config(config))
 
 
-def export_workdir(config, workdir):
-    """`--export-only`: the finished workdir's model (trained on any backend)
-    exported by TensorFlow. Returns the exported version's path."""
-    return caption_training.export_workdir(
-        config, workdir, build_model=lambda vocab_size: build_model(config, vocab_size),
-        source_spec=source_spec(config),
-        make_exporter=lambda model, vocabulary: make_captioner(config, model, vocabulary))
+train_and_evaluate = job.whole_job(
+    "captioning", load_corpus=load_corpus, train=train, make_exporter=make_captioner,
+    evaluate=evaluate)
+
+export_workdir = caption_training.workdir_export(
+    build_model=build_model, source_spec=source_spec, make_exporter=make_captioner)

@@ -62,29 +62,42 @@ def fit_captioner(config, workdir, corpus, encode_examples, source_spec, build_m
     return result, vocabulary
 
 
-def export_workdir(config, workdir, build_model, source_spec, make_exporter,
-                   load_vocabulary=None):
-    """`--export-only` of a captioning task: the model of a finished
-    workdir (trained on any backend) rebuilt with its vocabulary and
-    exported to `workdir/export/<export_name>/<export_version>`.
+def workdir_export(*, build_model, source_spec, make_exporter, load_vocabulary=None):
+    """A captioning task's `export_workdir(config, workdir)` (`--export-only`):
+    the model of a finished workdir (trained on any backend) rebuilt with
+    its vocabulary and exported to
+    `workdir/export/<export_name>/<export_version>`; it returns the
+    exported version's path.
 
     Args:
-        build_model: `vocab_size -> keras.Model`.
-        source_spec: The `tf.TensorSpec` (or nest of them) of one source.
-        make_exporter: `(model, vocabulary) -> SequenceExporter`.
-        load_vocabulary: `() -> Vocabulary` saved in the workdir; None: the
-            caption words' `vocabulary.json`.
+        build_model: `(config, vocab_size) -> keras.Model`.
+        source_spec: `config -> tf.TensorSpec` (or a nest of them) of one
+            source.
+        make_exporter: `(config, model, corpus, vocabulary) ->
+            SequenceExporter`, called with corpus None.
+        load_vocabulary: `(config, workdir) -> Vocabulary` saved in the
+            workdir; None: the caption words' `vocabulary.json`.
 
-    Returns the exported version's path.
+    Example (a task's `train.py`):
+
+        export_workdir = caption_training.workdir_export(
+            build_model=build_model, source_spec=source_spec,
+            make_exporter=make_captioner)
     """
-    backend_export.check_finished(workdir, ["vocabulary.json"])
-    vocabulary = load_vocabulary() if load_vocabulary else load_or_build_vocabulary(
-        os.path.join(workdir, "vocabulary.json"), [], config.vocab_size,
-        config.max_caption_tokens, config.min_word_count, name="vocabulary")
-    model = backend_export.rebuild_model(config, workdir, lambda: build_model(vocabulary.size),
-                                         source_spec)
-    return make_exporter(model, vocabulary).save(
-        os.path.join(workdir, "export"), config.export_name, config.export_version)
+
+    def export_workdir(config, workdir):
+        """Exports the finished `workdir`'s model; the version's path."""
+        backend_export.check_finished(workdir, ["vocabulary.json"])
+        vocabulary = load_vocabulary(config, workdir) if load_vocabulary else \
+            load_or_build_vocabulary(
+                os.path.join(workdir, "vocabulary.json"), [], config.vocab_size,
+                config.max_caption_tokens, config.min_word_count, name="vocabulary")
+        model = backend_export.rebuild_model(
+            config, workdir, lambda: build_model(config, vocabulary.size), source_spec(config))
+        return make_exporter(config, model, None, vocabulary).save(
+            os.path.join(workdir, "export"), config.export_name, config.export_version)
+
+    return export_workdir
 
 
 def evaluate_greedy_and_beam(config, captioner, references, run, hypothesis, workdir, log,

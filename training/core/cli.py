@@ -35,7 +35,11 @@ from training.core import config as config_lib
 RESTART_REMOVES = ("checkpoints", "logs", "vocabulary*.json")
 
 # Under every task's --help.
-EPILOG = """config fields:
+EPILOG = """resuming:
+  Rerunning the same command after an interruption resumes at the step where
+  it stopped; --restart starts over.
+
+config fields:
   --list-options prints every field of this task's config: its value with the
   --preset, --config and --set given, the values it accepts, what it means.
   docs/configuration.md has them all, with each preset's values."""
@@ -51,11 +55,13 @@ class Task:
     Attributes:
         name: The package name under `training` ("translation").
         description: The `--help` text.
-        config_class, presets, default_preset: Its config.
+        config_class, presets: Its config.
         print_report: `report -> None`, what the user sees at the end.
-        default_workdir: `(config, preset) -> path`.
         data_error: `"module:ClassName"` of the exception that means bad
             input data (exit 2, message only).
+        default_preset: The preset without `--preset`.
+        workdir_suffix: `config -> str` added to the default workdir's
+            name, `runs/<name>-<preset>`; None: nothing.
         job_module: The module with `train_and_evaluate(config, workdir) ->
             report` and `export_workdir(config, workdir) -> path`
             (default: `training.<name>.train`).
@@ -65,11 +71,16 @@ class Task:
     description: str
     config_class: type
     presets: dict
-    default_preset: str
     print_report: Callable
-    default_workdir: Callable
     data_error: str
+    default_preset: str = "main"
+    workdir_suffix: Callable = None
     job_module: str = ""
+
+    def default_workdir(self, config, preset):
+        """The workdir without `--workdir`: `runs/<name>-<preset><suffix>`."""
+        suffix = self.workdir_suffix(config) if self.workdir_suffix else ""
+        return os.path.join("runs", f"{self.name}-{preset}{suffix}")
 
     def _job(self):
         return importlib.import_module(self.job_module or f"training.{self.name}.train")

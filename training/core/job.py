@@ -15,7 +15,7 @@ from training.core.evaluation import finish_report
 
 
 def run(config, workdir, corpus, log, *, task_name, load_corpus, train, make_exporter,
-        evaluate, **report_fields):
+        evaluate):
     """Checks the config, joins the cluster (`distribution=data_parallel`)
     and checks that every process would resume at the same checkpoint step,
     loads the corpus (unless given), trains, exports, evaluates and writes
@@ -34,19 +34,13 @@ def run(config, workdir, corpus, log, *, task_name, load_corpus, train, make_exp
         train: `(config, workdir, corpus, log) -> (fit_result, *artifacts)`,
             the artifacts what the exporter needs besides the model
             (vocabularies).
-        make_exporter: `(model, corpus, *artifacts) -> SequenceExporter`.
+        make_exporter: `(config, model, corpus, *artifacts) ->
+            SequenceExporter`.
         evaluate: `(config, exporter, corpus, workdir, log) -> report dict`;
             `exporter` is the exporter or the loaded export.
-        report_fields: More fields of the report.
 
     Returns the report dict (None on a data-parallel process other than 0).
-
-    Example (a task's `train_and_evaluate`):
-
-        return job.run(config, workdir, corpus, log, task_name="captioning",
-                       load_corpus=load_corpus, train=train,
-                       make_exporter=lambda model, corpus, vocabulary: ...,
-                       evaluate=evaluate)
+    A task declares its whole job with `whole_job`.
     """
     started = time.monotonic()
     config_lib.check(config)
@@ -59,9 +53,56 @@ def run(config, workdir, corpus, log, *, task_name, load_corpus, train, make_exp
     model = fit_result.model
     export_path, exporter = backend_export.export_trained(
         config, task_name, model, fit_result.steps, workdir,
-        lambda: make_exporter(model, corpus, *artifacts), log)
+        lambda: make_exporter(config, model, corpus, *artifacts), log)
     if export_path is None:  # a data-parallel process other than 0
         return None
     report = evaluate(config, exporter, corpus, workdir, log)
     return finish_report(report, fit_result, export_path, workdir, config, started,
-                         parameters=int(model.count_params()), **report_fields)
+                         parameters=int(model.count_params()))
+
+
+def prepare_training(config, workdir, corpus, load_corpus, log):
+    """What every task's `train` does first: `config.prepare_run` (check,
+    join the cluster, save the config, seed), then the corpus: `corpus`, or
+    `load_corpus(config)` if None, its summary logged. Returns the corpus."""
+    config_lib.prepare_run(config, workdir)
+    corpus = corpus or load_corpus(config)
+    log(corpus.summary())
+    return corpus
+
+
+def whole_job(task_name, *, load_corpus, train, make_exporter, evaluate):
+    """A task's `train_and_evaluate(config, workdir, corpus=None, log=print)`:
+    `run` with the task's own pieces (their signatures are `run`'s).
+
+    Example (a task's `train.py`):
+
+        train_and_evaluate = job.whole_job(
+            "captioning", load_corpus=load_corpus, train=train,
+            make_exporter=make_captioner, evaluate=evaluate)
+    """
+
+    def train_and_evaluate(config, workdir, corpus=None, log=print):
+        """The whole job: train (or resume), export, evaluate, report
+        (`training.core.job.run`).
+
+        On the TensorFlow backend the trained model is exported in-process.
+        On another backend (JAX) process 0 saves `model.keras` and exports
+        it in a TensorFlow subprocess (`--export-only`), then evaluates that
+        export; under `distribution=data_parallel` the other processes stop
+        after training and write nothing.
+
+        Args:
+            config: The task's config.
+            workdir: The run's folder: checkpoints, export, plots, report.
+            corpus: The task's corpus; None: loaded as the config says.
+            log: Where progress lines go.
+
+        Returns the report dict, also written to `workdir/report.json`
+        (None on a data-parallel process other than 0).
+        """
+        return run(config, workdir, corpus, log, task_name=task_name,
+                   load_corpus=load_corpus, train=train, make_exporter=make_exporter,
+                   evaluate=evaluate)
+
+    return train_and_evaluate

@@ -5,30 +5,34 @@ test scores, and where the run's files are (`report` is the dict a task's
 import os
 
 
-def print_caption_examples(examples, attention_heading):
+def decodings(report, score):
+    """`(name, scores)` of every decoding in `report` (greedy, beam, ...):
+    its entries that are dicts with the key `score`."""
+    return [(name, scores) for name, scores in report.items()
+            if isinstance(scores, dict) and score in scores]
+
+
+def print_caption_report(report, attention_heading, test_set):
     """Captioning tasks: each example's reference, caption and text view of
-    its attention (under `attention_heading`)."""
+    its attention (under `attention_heading`), then every decoding's scores
+    on the test set (`test_set` says its size: "1000 images")."""
     print("\n=== Captions (greedy) ===")
-    for example in examples:
+    for example in report.get("examples", []):
         print(f"  reference: {example['reference']}")
         print(f"  caption:   {example['caption']}")
         if example.get("attention"):
             print(f"  {attention_heading}:")
             print("    " + example["attention"].replace("\n", "\n    "))
         print()
-
-
-def print_caption_scores(report):
-    """Every decoding's caption scores (the report's entries with a BLEU-4)."""
-    for name, scores in report.items():
-        if isinstance(scores, dict) and "bleu4" in scores:
-            print(f"{name:>8}: exact match {scores['exact_match']:.1f}%  BLEU-4 "
-                  f"{scores['bleu4']:.1f}  ROUGE-L {scores['rouge_l']:.1f}  CIDEr-D "
-                  f"{scores['cider_d']:.1f}"
-                  + (f"  METEOR {scores['meteor']:.1f}" if "meteor" in scores else "")
-                  + f"  ({scores['seconds']} s)")
-            for skipped in scores.get("skipped", []):
-                print(f"          skipped {skipped}")
+    print(f"=== Test set ({test_set}) ===")
+    for name, scores in decodings(report, "bleu4"):
+        print(f"{name:>8}: exact match {scores['exact_match']:.1f}%  BLEU-4 "
+              f"{scores['bleu4']:.1f}  ROUGE-L {scores['rouge_l']:.1f}  CIDEr-D "
+              f"{scores['cider_d']:.1f}"
+              + (f"  METEOR {scores['meteor']:.1f}" if "meteor" in scores else "")
+              + f"  ({scores['seconds']} s)")
+        for skipped in scores.get("skipped", []):
+            print(f"          skipped {skipped}")
 
 
 def print_run_summary(report, hypotheses=None):

@@ -4,12 +4,8 @@
     python -m training.ocr --preset tiny                # seconds, for CI
     python -m training.ocr --set data=folder --set images_dir=lines \\
         --set labels_file=labels.csv                    # "image,text" lines
-
-Rerunning the same command after an interruption resumes at the step where
-it stopped; `--restart` starts over.
 """
 
-import os
 import sys
 
 from training.core import cli, reports
@@ -22,11 +18,10 @@ def print_report(report):
         print(f"\nreference: {example['reference']}\nread:      {example['text']}")
         print("  " + example["attention"].replace("\n", "\n  "))
     print(f"\n=== Test set ({report['test_lines']} lines) ===")
-    for name, scores in report.items():
-        if isinstance(scores, dict) and "cer" in scores:
-            print(f"{name:>8}: CER {scores['cer']:.2f}%  word accuracy "
-                  f"{scores['word_accuracy']:.2f}%  line accuracy {scores['line_accuracy']:.2f}%"
-                  f"  ({scores['seconds']} s)")
+    for name, scores in reports.decodings(report, "cer"):
+        print(f"{name:>8}: CER {scores['cer']:.2f}%  word accuracy "
+              f"{scores['word_accuracy']:.2f}%  line accuracy {scores['line_accuracy']:.2f}%  "
+              f"({scores['seconds']} s)")
     if "localization" in report:
         loc = report["localization"]
         print(f"localization ({loc['characters']} characters read right): most-attended "
@@ -36,9 +31,7 @@ def print_report(report):
 
 TASK = cli.Task(
     name="ocr", description=__doc__, config_class=OcrConfig, presets=PRESETS,
-    default_preset="main", print_report=print_report,
-    default_workdir=lambda config, preset: os.path.join("runs", f"ocr-{preset}"),
-    data_error="training.ocr.data:OcrDataError",
+    print_report=print_report, data_error="training.ocr.data:OcrDataError",
 )
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import numpy as np
 import tensorflow as tf
 
 from training.core import caption_training, job
-from training.core import config as config_lib
 from training.core import distribution
 from training.core import evaluation as core_evaluation
 from training.core.decoding_options import DecodingOptions
@@ -89,13 +88,12 @@ def source_spec(config):
 
 
 def train(config, workdir, corpus=None, log=print):
-    """Trains (resuming at the step where a run stopped).
+    """Trains the text reader on the lines of `corpus` (None:
+    `load_corpus(config)`), resuming at the step where a run stopped.
 
-    Returns `(fit_result, vocabulary)`.
+    Returns `(fit_result, character vocabulary)`.
     """
-    config_lib.prepare_run(config, workdir)
-    corpus = corpus or load_corpus(config)
-    log(corpus.summary())
+    corpus = job.prepare_training(config, workdir, corpus, load_corpus, log)
     vocabulary = character_vocabulary(config, workdir, [e.text for e in corpus.train])
     log(f"vocabulary: {vocabulary.size - len(SPECIAL_TOKENS)} characters")
     encode, extras_spec = encode_examples, None
@@ -171,31 +169,16 @@ def evaluate(config, reader, corpus, workdir, log=print):
     return report
 
 
-def make_reader(config, model, vocabulary):
-    """The `TextReader` export module of a trained model."""
+def make_reader(config, model, corpus, vocabulary):
+    """The `TextReader` export module of a trained model (`corpus`: unused)."""
     shape = (config.image_height, config.image_width)
     return TextReader(model, vocabulary, shape, model.encoder.grid_shape(shape),
                       config.max_characters, DecodingOptions.from_config(config))
 
 
-def train_and_evaluate(config, workdir, corpus=None, log=print):
-    """The whole job: train (or resume), export, evaluate, report
-    (`training.core.job.run`).
+train_and_evaluate = job.whole_job(
+    "ocr", load_corpus=load_corpus, train=train, make_exporter=make_reader, evaluate=evaluate)
 
-    Returns the report dict, also written to `workdir/report.json` (None on
-    a data-parallel process other than 0).
-    """
-    return job.run(config, workdir, corpus, log, task_name="ocr", load_corpus=load_corpus,
-                   train=train, evaluate=evaluate,
-                   make_exporter=lambda model, corpus, vocabulary: make_reader(
-                       config, model, vocabulary))
-
-
-def export_workdir(config, workdir):
-    """`--export-only`: the finished workdir's model (trained on any backend)
-    exported by TensorFlow. Returns the exported version's path."""
-    return caption_training.export_workdir(
-        config, workdir, build_model=lambda size: build_model(config, size),
-        source_spec=source_spec(config),
-        make_exporter=lambda model, vocabulary: make_reader(config, model, vocabulary),
-        load_vocabulary=lambda: character_vocabulary(config, workdir))
+export_workdir = caption_training.workdir_export(
+    build_model=build_model, source_spec=source_spec, make_exporter=make_reader,
+    load_vocabulary=character_vocabulary)

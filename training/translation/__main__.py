@@ -8,12 +8,8 @@
     python -m training.translation --set precision=mixed_bfloat16
     KERAS_BACKEND=jax python -m training.translation --preset tiny
     python -m training.translation --workdir runs/x --export-only
-
-Rerunning the same command after an interruption resumes at the step where
-it stopped; `--restart` starts over.
 """
 
-import os
 import sys
 
 from training.core import cli, reports
@@ -30,25 +26,23 @@ def print_report(report):
             print("attention (output word <- most attended source words):")
             print("  " + example["attention"].replace("\n", "\n  "))
     print("\n=== Test set ({} pairs) ===".format(report["test_pairs"]))
-    for name, scores in report.items():
-        if isinstance(scores, dict) and "bleu" in scores:
-            print(f"{name:>8}: BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  "
-                  f"(cased: BLEU {scores['bleu_cased']:.2f})  ({scores['seconds']} s)")
-            print(f"          {scores['bleu_signature']}")
-            copies = scores["copied_words"]
-            shown = ", ".join(copies["examples"][:5])
-            print(f"          {scores['looping_outputs']} of {report['test_pairs']} outputs "
-                  f"repeat a word pair 3 times or more; {copies['copied']} words copied "
-                  f"from the source ({copies['copied_kept']} kept by the reference)"
-                  + (f": {shown}" if shown else ""))
+    for name, scores in reports.decodings(report, "bleu"):
+        print(f"{name:>8}: BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  "
+              f"(cased: BLEU {scores['bleu_cased']:.2f})  ({scores['seconds']} s)")
+        print(f"          {scores['bleu_signature']}")
+        copies = scores["copied_words"]
+        shown = ", ".join(copies["examples"][:5])
+        print(f"          {scores['looping_outputs']} of {report['test_pairs']} outputs "
+              f"repeat a word pair 3 times or more; {copies['copied']} words copied "
+              f"from the source ({copies['copied_kept']} kept by the reference)"
+              + (f": {shown}" if shown else ""))
     reports.print_run_summary(report, hypotheses="test.hypotheses.*.txt")
+
 
 TASK = cli.Task(
     name="translation", description=__doc__, config_class=TranslationConfig, presets=PRESETS,
-    default_preset="main", print_report=print_report,
-    default_workdir=lambda config, preset: os.path.join(
-        "runs", f"translation-{preset}-{config.direction}"),
-    data_error="training.translation.data:CorpusError",
+    print_report=print_report, data_error="training.translation.data:CorpusError",
+    workdir_suffix=lambda config: f"-{config.direction}",
 )
 
 if __name__ == "__main__":

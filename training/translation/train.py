@@ -6,7 +6,6 @@ import time
 import keras
 
 from training.core import backend_export, job
-from training.core import config as config_lib
 from training.core import evaluation as core_evaluation
 from training.core import devices, fitting
 from training.core.decoding_options import DecodingOptions
@@ -74,9 +73,7 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
 
     Returns `(fit_result, source_vocabulary, target_vocabulary)`.
     """
-    config_lib.prepare_run(config, workdir)
-    corpus = corpus or load_corpus(config)
-    log(corpus.summary())
+    corpus = job.prepare_training(config, workdir, corpus, load_corpus, log)
     source_vocabulary, target_vocabulary = vocabularies(config, corpus, workdir)
     log(f"vocabularies: source {source_vocabulary.size}, target {target_vocabulary.size} words")
 
@@ -140,26 +137,9 @@ def evaluate(config, translator, corpus, workdir, log=print):
     return report
 
 
-def train_and_evaluate(config, workdir, corpus=None, log=print):
-    """The whole job: train (or resume), export, evaluate, report
-    (`training.core.job.run`).
-
-    On the TensorFlow backend the trained model is exported in-process. On
-    another backend (JAX) process 0 saves `model.keras` and exports it in a
-    TensorFlow subprocess (`--export-only`), then evaluates that export;
-    under `distribution=data_parallel` the other processes stop after
-    training and write nothing.
-
-    Returns the report dict, also written to `workdir/report.json` (None on
-    a data-parallel process other than 0).
-    """
-    return job.run(config, workdir, corpus, log, task_name="translation",
-                   load_corpus=load_corpus, train=train, evaluate=evaluate,
-                   make_exporter=lambda model, corpus, *vocabularies: make_translator(
-                       config, model, corpus, *vocabularies))
-
-
 def make_translator(config, model, corpus, source_vocabulary, target_vocabulary):
+    """The `Translator` export module of a trained model, recasing outputs as
+    `corpus.train`'s targets are cased (`config.recase`)."""
     recaser = Recaser.from_texts([target for _, target in corpus.train]) if config.recase \
         else None
     return Translator(model, source_vocabulary, target_vocabulary, config.max_target_tokens,
@@ -182,3 +162,8 @@ def export_workdir(config, workdir, log=print):
     translator = make_translator(config, model, corpus, source_vocabulary, target_vocabulary)
     return translator.save(os.path.join(workdir, "export"), config.export_name,
                            config.export_version)
+
+
+train_and_evaluate = job.whole_job(
+    "translation", load_corpus=load_corpus, train=train, make_exporter=make_translator,
+    evaluate=evaluate)

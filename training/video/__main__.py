@@ -9,12 +9,8 @@ mean-pooled baseline.
         --set captions_file=captions.csv                # frame folders, GIFs, videos
     python -m training.video --set data=folder --set source=features \\
         --set clips_dir=features --set captions_file=captions.csv   # .npy [T, D] per clip
-
-Rerunning the same command after an interruption resumes at the step where
-it stopped; `--restart` starts over.
 """
 
-import os
 import sys
 
 from training.core import cli, reports
@@ -22,11 +18,9 @@ from training.video.config import PRESETS, VideoConfig
 
 
 def print_report(report):
-    reports.print_caption_examples(
-        report.get("examples", []),
-        "attention (word <- most attended frame; a bar over the clip's frames)")
-    print(f"=== Test set ({report['test_clips']} clips, model {report['model']}) ===")
-    reports.print_caption_scores(report)
+    reports.print_caption_report(
+        report, "attention (word <- most attended frame; a bar over the clip's frames)",
+        f"{report['test_clips']} clips, model {report['model']}")
     loc = report.get("localization")
     if loc is not None and not loc["words"]:  # an untrained model names no event
         print("temporal localization: no decoded word names an event (0 event words), "
@@ -48,9 +42,8 @@ def print_report(report):
 
 TASK = cli.Task(
     name="video", description=__doc__, config_class=VideoConfig, presets=PRESETS,
-    default_preset="main", print_report=print_report,
-    default_workdir=lambda config, preset: os.path.join(
-        "runs", f"video-{preset}" + ("" if config.model == "attention" else f"-{config.model}")),
+    print_report=print_report,
+    workdir_suffix=lambda config: "" if config.model == "attention" else f"-{config.model}",
     data_error="training.video.data:VideoDataError",
 )
 

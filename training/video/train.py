@@ -6,7 +6,6 @@ import numpy as np
 import tensorflow as tf
 
 from training.core import batching, caption_training, job
-from training.core import config as config_lib
 from training.core import fitting
 from training.core.decoding_options import DecodingOptions
 from training.core.text import normalize
@@ -75,13 +74,13 @@ def feature_dim_of(corpus):
 
 def train(config, workdir, corpus=None, log=print, model_builder=build_model,
           optimizer_builder=fitting.default_optimizer, callbacks=()):
-    """Trains (resuming at the step where a run stopped).
+    """Trains the video captioner on the clips of `corpus` (None:
+    `load_corpus(config)`), resuming where a run stopped; `model_builder(config,
+    vocab_size, feature_dim)` lets benchmarks swap the model.
 
     Returns `(fit_result, vocabulary)`.
     """
-    config_lib.prepare_run(config, workdir)
-    corpus = corpus or load_corpus(config)
-    log(corpus.summary())
+    corpus = job.prepare_training(config, workdir, corpus, load_corpus, log)
     feature_dim = feature_dim_of(corpus)
     return caption_training.fit_captioner(
         config, workdir, corpus,
@@ -92,8 +91,8 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
         log=log, optimizer_builder=optimizer_builder, callbacks=callbacks)
 
 
-def make_captioner(config, model, vocabulary):
-    """The `VideoCaptioner` export module of a trained model."""
+def make_captioner(config, model, corpus, vocabulary):
+    """The `VideoCaptioner` export module of a trained model (`corpus`: unused)."""
     return VideoCaptioner(model, vocabulary, config.max_caption_tokens,
                           frame_size=config.frame_size, max_frames=config.max_frames,
                           decoding=DecodingOptions.from_config(config))
@@ -167,7 +166,7 @@ def evaluate(config, captioner, corpus, workdir, log=print):
             evaluation.attention_text_view)
         return described
 
-    report = {"test_clips": len(test)}
+    report = {"test_clips": len(test), "model": config.model}
     report.update(caption_training.evaluate_greedy_and_beam(
         config, captioner, references,
         run=lambda signature: run_clips(signature, arrays, config.eval_batch_size,
@@ -191,18 +190,9 @@ def localization(results, test):
     return metrics.summarize_localization(records)
 
 
-def train_and_evaluate(config, workdir, corpus=None, log=print):
-    """The whole job: train (or resume), export, evaluate, report
-    (`training.core.job.run`).
-
-    Returns the report dict, also written to `workdir/report.json` (None on
-    a data-parallel process other than 0).
-    """
-    return job.run(config, workdir, corpus, log, task_name="video", load_corpus=load_corpus,
-                   train=train, evaluate=evaluate,
-                   make_exporter=lambda model, corpus, vocabulary: make_captioner(
-                       config, model, vocabulary),
-                   model=config.model)
+train_and_evaluate = job.whole_job(
+    "video", load_corpus=load_corpus, train=train, make_exporter=make_captioner,
+    evaluate=evaluate)
 
 
 def export_workdir(config, workdir):
@@ -210,8 +200,8 @@ def export_workdir(config, workdir):
     exported by TensorFlow. Returns the exported version's path."""
     # Features clips: their width D comes from the data (frames: none).
     feature_dim = feature_dim_of(load_corpus(config)) if config.source == "features" else None
-    return caption_training.export_workdir(
-        config, workdir,
-        build_model=lambda vocab_size: build_model(config, vocab_size, feature_dim),
-        source_spec=source_spec(config, feature_dim),
-        make_exporter=lambda model, vocabulary: make_captioner(config, model, vocabulary))
+    export = caption_training.workdir_export(
+        build_model=lambda config, vocab_size: build_model(config, vocab_size, feature_dim),
+        source_spec=lambda config: source_spec(config, feature_dim),
+        make_exporter=make_captioner)
+    return export(config, workdir)
