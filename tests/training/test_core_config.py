@@ -2,6 +2,7 @@
 fails at once, naming the field, before any data is read."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -231,15 +232,15 @@ def test_the_caption_tasks_share_their_common_fields_from_one_declaration(task):
     import doctest
     import importlib
 
-    from training.core import caption_config
+    from training.core import caption_config, example_data_config
 
     declaration = importlib.import_module(f"training.{task}.__main__").TASK
     task_fields = {field.name: field for field in dataclasses.fields(declaration.config_class)}
     shared = dataclasses.fields(caption_config.CaptionTaskConfig)
     own = [field for field in shared if field.name not in
-           caption_config.TrainingConfig.__dataclass_fields__
+           config_lib.TrainingConfig.__dataclass_fields__
            or field.name in ("decoder", "decoder_initial_state")]
-    assert len(own) >= 9
+    assert len(own) >= 8
     for field in own:
         assert task_fields[field.name].metadata == field.metadata, field.name
         assert task_fields[field.name].default == field.default, field.name
@@ -248,5 +249,29 @@ def test_the_caption_tasks_share_their_common_fields_from_one_declaration(task):
     with pytest.raises(ConfigError, match=r"max_caption_tokens: must be >= 1, received 0"):
         config_lib.load(declaration.config_class, declaration.presets, "tiny", None,
                         ["max_caption_tokens=0"])
-    result = doctest.testmod(caption_config)
-    assert result.attempted > 0 and result.failed == 0
+    for module in (caption_config, example_data_config):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+@pytest.mark.parametrize("task, overrides, message", [
+    # The shared data rule (ExampleDataConfig), not restated by the tasks.
+    ("captioning", ["data=folder", "images_dir=Images"],
+     "images_dir: data=folder needs images_dir=DIR and captions_file=FILE"),
+    ("video", ["data=folder", "captions_file=c.csv"],
+     "clips_dir: data=folder needs clips_dir=DIR and captions_file=FILE"),
+    # TrainingConfig's rule, though the tasks' check_combinations never call super().
+    ("ocr", ["export_name=../up"], "export_name: must be a plain directory name"),
+    ("video", ["export_name=.hidden"], "export_name: must be a plain directory name"),
+    # The task's own rule, after the shared ones passed.
+    ("ocr", ["image_width=42"], "image_width: must be a multiple of 4, received 42"),
+])
+def test_every_level_of_a_task_config_checks_its_own_rules(task, overrides, message):
+    """`check` runs the rules of TrainingConfig, of the shared task configs and
+    of the task's own config, each class's own: none is skipped because a
+    subclass defines check_combinations."""
+    import importlib
+
+    declaration = importlib.import_module(f"training.{task}.__main__").TASK
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        config_lib.load(declaration.config_class, declaration.presets, "tiny", None, overrides)

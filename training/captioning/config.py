@@ -14,11 +14,13 @@ from typing import Optional
 
 from training.core.backbones import BACKBONES
 from training.core.caption_config import CaptionTaskConfig
-from training.core.config import option, task_default
+from training.core.config import TINY_RUN, option, task_default
 
 
 @dataclasses.dataclass
 class CaptioningConfig(CaptionTaskConfig):
+    FOLDER_FIELDS = ("images_dir", "captions_file")
+
     # --- data -------------------------------------------------------------
     data: str = option(
         "generated", choices=("generated", "folder", "coco"),
@@ -78,11 +80,6 @@ class CaptioningConfig(CaptionTaskConfig):
     export_name: str = task_default("export_name", "captioner")
 
     def check_combinations(self):
-        problem = super().check_combinations()
-        if problem:
-            return problem
-        if self.data == "folder" and not (self.images_dir and self.captions_file):
-            return "images_dir: data=folder needs images_dir=DIR and captions_file=FILE"
         if self.attention_supervision and self.data != "generated":
             return ("attention_supervision: needs the object boxes of data=generated; "
                     f"data={self.data} has none")
@@ -103,9 +100,7 @@ PRESETS = {
     ),
     # A seconds-long run on a few hundred scenes: smoke tests and CI.
     "tiny": dict(
-        units=32, embedding_dim=16, attention_units=16, cnn_filters=8, train_scenes=300,
-        dev_scenes=32, test_scenes=32, batch_size=16, steps_per_epoch=10, epochs=2,
-        eval_batch_size=32, beam_width=2, num_hypotheses=2, plot_examples=1, warmup_steps=5,
-        early_stopping_patience=0, checkpoint_steps=5, meteor=False,
+        TINY_RUN, units=32, embedding_dim=16, attention_units=16, cnn_filters=8,
+        train_scenes=300, dev_scenes=32, test_scenes=32, batch_size=16, meteor=False,
     ),
 }

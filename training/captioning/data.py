@@ -68,9 +68,7 @@ class CaptionCorpus(files.SplitCorpus):
     """Captioned images by split."""
 
     unit = "images"
-
-    def split_note(self, split):
-        return f" ({sum(len(example.captions) for example in split)} captions)"
+    counted = "captions"
 
     def details(self):
         sizes = {example.image.shape[:2] for split in (self.train, self.dev, self.test)

@@ -3,16 +3,18 @@ by a caption, Show, Attend and Tell's decoder, and the caption metrics.
 
 `training.captioning.config.CaptioningConfig` and
 `training.video.config.VideoConfig` subclass it and add their data and
-encoders; the fields every task shares are in `TrainingConfig`.
+encoders; the data fields it shares with text recognition are in
+`ExampleDataConfig`, the fields every task shares in `TrainingConfig`.
 """
 
 import dataclasses
 
-from training.core.config import TrainingConfig, option, task_default
+from training.core.config import option, task_default
+from training.core.example_data_config import ExampleDataConfig
 
 
 @dataclasses.dataclass
-class CaptionTaskConfig(TrainingConfig):
+class CaptionTaskConfig(ExampleDataConfig):
     """The fields of both caption tasks.
 
     Example:
@@ -22,18 +24,7 @@ class CaptionTaskConfig(TrainingConfig):
     ('bahdanau', 'mean_memory', 12)
     """
 
-    # --- data -------------------------------------------------------------
-    data_seed: int = option(
-        0, help="data=generated: seed of the generated examples; the same seed gives the "
-                "same data set.")
-    skip_bad_lines: bool = option(
-        False, help="data=folder: skip and count bad lines and unreadable files instead of "
-                    "failing.")
-    max_train_examples: int = option(
-        0, minimum=0, help="Train on the first this many examples only; 0: all.")
-    max_eval_examples: int = option(
-        0, minimum=0, help="Test on the first this many test examples; 0: the whole test "
-                           "split.")
+    # --- metrics ----------------------------------------------------------
     meteor: bool = option(
         True, help="Score METEOR too, where Java is installed (about 30 s more).")
     # --- captions ---------------------------------------------------------

@@ -95,8 +95,8 @@ def shown_value(value):
 
 def check(config):
     """Raises `ConfigError` naming the first field whose value is out of its
-    choices or range, then runs the config's own `check_combinations()`
-    (rules across fields). Returns `config`."""
+    choices or range, then runs the `check_combinations()` (rules across
+    fields) of each class of its hierarchy, base first. Returns `config`."""
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         rules = {key: field.metadata[key] for key in RULES if key in field.metadata}
@@ -116,9 +116,10 @@ def check(config):
                 if rule in rules and fails(value, rules[rule]):
                     raise ConfigError(f"{field.name}: must be {words} {rules[rule]}, "
                                       f"received {value!r}")
-    combinations = getattr(config, "check_combinations", None)
-    if combinations is not None:
-        problem = combinations()
+    # Each class's own rules, the base class's first (TrainingConfig).
+    for cls in reversed(type(config).__mro__):
+        own_rules = cls.__dict__.get("check_combinations")
+        problem = own_rules(config) if own_rules else None
         if problem:
             raise ConfigError(problem)
     return config
@@ -288,11 +289,29 @@ def keras_backend():
         return "tensorflow"
 
 
+# What every task's `tiny` preset has: a seconds-long run (2 epochs of 10
+# steps, a checkpoint every 5) with small decodings, for smoke tests and CI.
+TINY_RUN = dict(
+    steps_per_epoch=10, epochs=2, warmup_steps=5, early_stopping_patience=0, checkpoint_steps=5,
+    eval_batch_size=32, beam_width=2, num_hypotheses=2, plot_examples=1,
+)
+
+
 @dataclasses.dataclass
 class TrainingConfig:
-    """What every task's config has: the decoder, training, evaluation and
-    export. A task's config subclasses it and adds its data and encoder."""
+    """What every task's config has: reading the user's data files, the
+    decoder, training, evaluation and export. A task's config subclasses it
+    and adds its data and encoder.
 
+    `check` runs `check_combinations` of every class of a config's
+    hierarchy that defines one, this class's first: a subclass checks its
+    own rules and need not call `super()`.
+    """
+
+    # --- data -------------------------------------------------------------
+    skip_bad_lines: bool = option(
+        False, help="Skip and count bad lines of the user's data files, and files that "
+                    "cannot be read, instead of failing.")
     # --- decoder ----------------------------------------------------------
     rnn_type: str = option(
         "gru", choices=("gru", "lstm"),

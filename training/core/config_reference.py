@@ -64,8 +64,8 @@ def markdown_reference(tasks=None):
         "",
         "## Shared by every task",
         "",
-        "The decoder, training, evaluation and export fields of every task "
-        "(`training/core/config.py`). A task may give one of them another default: see "
+        "Reading the user's data, the decoder, training, evaluation and export fields of "
+        "every task (`training/core/config.py`). A task may give one of them another default: see "
         "its section.",
         "",
         *_field_table(dataclasses.fields(TrainingConfig)),

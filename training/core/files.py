@@ -142,8 +142,9 @@ def parse_captioned_line(text, unit, tabs=False, clean_name=str.strip):
 class SplitCorpus:
     """A data set's examples by split, with the count of bad lines skipped
     and where it came from. A task's corpus subclasses it and says what an
-    example is (`unit`), what to add to each split's count (`split_note`)
-    and to the summary (`details`).
+    example is (`unit`), which list of each example to count after a
+    split's size (`counted`: "captions") and what to add to the summary
+    (`details`).
 
     >>> SplitCorpus([1, 2], [3], [], description="numbers").summary()
     'numbers: train 2 examples, dev 1 examples, test 0 examples'
@@ -155,10 +156,13 @@ class SplitCorpus:
     skipped: int = 0
     description: str = ""
     unit = "examples"
+    counted = ""
 
     def split_note(self, split):
-        """Words after a split's count ("" by default)."""
-        return ""
+        """Words after a split's count: the `counted` lists' total, if any."""
+        if not self.counted:
+            return ""
+        return f" ({sum(len(getattr(example, self.counted)) for example in split)} {self.counted})"
 
     def details(self):
         """Words after the splits ("" by default)."""

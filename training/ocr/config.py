@@ -7,18 +7,19 @@ or a folder), the line encoder and the longest text.
 
 import dataclasses
 
-from training.core.config import TrainingConfig, option, task_default
+from training.core.config import TINY_RUN, option, task_default
+from training.core.example_data_config import ExampleDataConfig
 
 
 @dataclasses.dataclass
-class OcrConfig(TrainingConfig):
+class OcrConfig(ExampleDataConfig):
+    FOLDER_FIELDS = ("images_dir", "labels_file")
+
     # --- data -------------------------------------------------------------
     data: str = option(
         "generated", choices=("generated", "folder"),
         help="Text lines: generated (words, numbers and phrases in the DejaVu fonts) or folder "
              "(images_dir + labels_file).")
-    data_seed: int = option(
-        0, help="data=generated: seed of the lines; the same seed gives the same data set.")
     train_lines: int = option(20000, minimum=1, help="data=generated: training lines.")
     dev_lines: int = option(300, minimum=1, help="data=generated: validation lines.")
     test_lines: int = option(1000, minimum=1, help="data=generated: test lines.")
@@ -29,13 +30,6 @@ class OcrConfig(TrainingConfig):
     labels_file: str = option(
         "", help='data=folder: lines "image,text", the image relative to images_dir (header '
                  'allowed).')
-    skip_bad_lines: bool = option(
-        False, help="data=folder: skip and count bad lines and unreadable images instead of "
-                    "failing.")
-    max_train_examples: int = option(
-        0, minimum=0, help="Train on the first this many lines only; 0: all.")
-    max_eval_examples: int = option(
-        0, minimum=0, help="Test on the first this many test lines; 0: the whole test split.")
     # --- images and text ----------------------------------------------------
     image_height: int = option(
         32, minimum=8, help="Height in pixels lines are resized to (a multiple of 8).")
@@ -63,11 +57,6 @@ class OcrConfig(TrainingConfig):
     export_name: str = task_default("export_name", "text_reader")
 
     def check_combinations(self):
-        problem = super().check_combinations()
-        if problem:
-            return problem
-        if self.data == "folder" and not (self.images_dir and self.labels_file):
-            return "images_dir: data=folder needs images_dir=DIR and labels_file=FILE"
         if self.attention_supervision and self.data != "generated":
             return ("attention_supervision: needs the character boxes of data=generated; "
                     f"data={self.data} has none")
@@ -92,9 +81,8 @@ PRESETS = {
     ),
     # A seconds-long run on a few hundred lines: smoke tests and CI.
     "tiny": dict(
-        units=32, embedding_dim=16, attention_units=16, cnn_filters=4, column_rnn=True,
-        train_lines=300, dev_lines=32, test_lines=32, batch_size=16, steps_per_epoch=10,
-        epochs=2, eval_batch_size=32, beam_width=2, num_hypotheses=2, plot_examples=1,
-        warmup_steps=5, early_stopping_patience=0, checkpoint_steps=5, max_characters=8,
+        TINY_RUN, units=32, embedding_dim=16, attention_units=16, cnn_filters=4,
+        column_rnn=True, train_lines=300, dev_lines=32, test_lines=32, batch_size=16,
+        max_characters=8,
     ),
 }

@@ -8,7 +8,7 @@ and the encoder.
 import dataclasses
 from typing import Optional
 
-from training.core.config import TrainingConfig, option, task_default
+from training.core.config import TINY_RUN, TrainingConfig, option, task_default
 
 
 @dataclasses.dataclass
@@ -23,8 +23,6 @@ class TranslationConfig(TrainingConfig):
     data_files: str = option(
         "", help='data=files: one TSV/CSV file of pairs, or "source.txt,target.txt" '
                  'line-aligned.')
-    skip_bad_lines: bool = option(
-        False, help="Skip and count malformed lines of data_files instead of failing.")
     tfds_name: str = option(
         "ted_hrlr_translate/pt_to_en",
         help="data=tfds: the tensorflow-datasets translation set, name/config.")
@@ -74,9 +72,6 @@ class TranslationConfig(TrainingConfig):
         0, minimum=0, help="Test on the first this many test pairs; 0: the whole test split.")
 
     def check_combinations(self):
-        problem = super().check_combinations()
-        if problem:
-            return problem
         if self.data == "files" and not [p for p in self.data_files.split(",") if p]:
             return "data_files: data=files needs data_files=FILE or SOURCE,TARGET"
         if self.encoder == "rnn" and self.units % 2:
@@ -111,10 +106,8 @@ PRESETS = {
     ),
     # A seconds-long run on a tiny slice: smoke tests and CI.
     "tiny": dict(
-        embedding_dim=32, units=32, attention_units=32, source_vocab_size=500,
-        target_vocab_size=500, max_train_tokens=20, batch_size=32, steps_per_epoch=10,
-        epochs=2, max_train_pairs=2000, max_dev_pairs=64, max_eval_pairs=32, eval_batch_size=32,
-        max_target_tokens=24, beam_width=2, num_hypotheses=2, plot_examples=1,
-        warmup_steps=5, early_stopping_patience=0, checkpoint_steps=5, sampled_softmax=64,
+        TINY_RUN, embedding_dim=32, units=32, attention_units=32, source_vocab_size=500,
+        target_vocab_size=500, max_train_tokens=20, batch_size=32, max_train_pairs=2000,
+        max_dev_pairs=64, max_eval_pairs=32, max_target_tokens=24, sampled_softmax=64,
     ),
 }

@@ -13,7 +13,7 @@ off (a still frame need not be looked at).
 import dataclasses
 
 from training.core.caption_config import CaptionTaskConfig
-from training.core.config import option, task_default
+from training.core.config import TINY_RUN, option, task_default
 from training.video import clips
 
 # Frames a clip may have: the export refuses longer clips, a folder clip
@@ -23,6 +23,8 @@ DEFAULT_MAX_FRAMES = clips.MAX_FRAMES
 
 @dataclasses.dataclass
 class VideoConfig(CaptionTaskConfig):
+    FOLDER_FIELDS = ("clips_dir", "captions_file")
+
     # --- data -------------------------------------------------------------
     data: str = option(
         "generated", choices=("generated", "folder"),
@@ -96,11 +98,6 @@ class VideoConfig(CaptionTaskConfig):
     export_name: str = task_default("export_name", "video_captioner")
 
     def check_combinations(self):
-        problem = super().check_combinations()
-        if problem:
-            return problem
-        if self.data == "folder" and not (self.clips_dir and self.captions_file):
-            return "clips_dir: data=folder needs clips_dir=DIR and captions_file=FILE"
         if self.source == "features" and self.data != "folder":
             return ("source: features come from a clip folder of .npy/.npz files "
                     "(data=folder); generated clips are frames")
@@ -133,11 +130,8 @@ PRESETS = {
     ),
     # A seconds-long run on a few hundred clips: smoke tests and CI.
     "tiny": dict(
-        frame_size=16, cnn_blocks=2, units=32, embedding_dim=16, attention_units=16,
-        cnn_filters=8, temporal_units=16,
-        train_clips=300, dev_clips=32, test_clips=32, min_clip_frames=8, max_clip_frames=10,
-        batch_size=16, steps_per_epoch=10,
-        epochs=2, eval_batch_size=32, beam_width=2, num_hypotheses=2, plot_examples=1,
-        warmup_steps=5, early_stopping_patience=0, checkpoint_steps=5, meteor=False,
+        TINY_RUN, frame_size=16, cnn_blocks=2, units=32, embedding_dim=16, attention_units=16,
+        cnn_filters=8, temporal_units=16, train_clips=300, dev_clips=32, test_clips=32,
+        min_clip_frames=8, max_clip_frames=10, batch_size=16, meteor=False,
     ),
 }

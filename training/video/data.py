@@ -88,9 +88,7 @@ class VideoCorpus(files.SplitCorpus):
     """Captioned clips by split."""
 
     unit = "clips"
-
-    def split_note(self, split):
-        return f" ({sum(len(example.captions) for example in split)} captions)"
+    counted = "captions"
 
     def details(self):
         examples = self.train + self.dev + self.test
