@@ -129,6 +129,19 @@ def test_build_vocabulary_batches_do_not_change_the_result():
     assert build_vocabulary(texts, 20, batch_size=4) == build_vocabulary(texts, 20)
 
 
+def test_build_vocabulary_of_characters_keeps_case_spaces_and_punctuation():
+    """`split=list`: each character is a token, as written (text recognition);
+    reference: a Counter ranked by count, then code point."""
+    import collections
+
+    texts = ["Ab, ba!", "a  A", "zZ 9"]
+    counts = collections.Counter("".join(texts))
+    ranked = sorted(counts, key=lambda character: (-counts[character], character))
+    assert build_vocabulary(texts, 100, split=list) == SPECIALS + ranked
+    assert build_vocabulary(texts, 7, split=list) == SPECIALS + ranked[:3]
+    assert ranked[0] == " " and "A" in ranked and "a" in ranked
+
+
 def test_build_vocabulary_rejects_tiny_size():
     with pytest.raises(ValueError, match="max_size"):
         build_vocabulary(["a"], max_size=4)

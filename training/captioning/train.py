@@ -14,6 +14,7 @@ from training.core import batching, caption_training, job
 from training.core import evaluation as core_evaluation
 from training.core import fitting
 from training.core.decoding_options import DecodingOptions
+from training.core.images import encode_png
 
 
 def load_corpus(config):
@@ -92,11 +93,6 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
         build_model=lambda vocab_size: model_builder(config, vocab_size),
         log=log, optimizer_builder=optimizer_builder, callbacks=callbacks,
         extras_spec=extras_spec)
-
-
-def encode_png(images):
-    """uint8 `[H, W, 3]` arrays -> PNG bytes (what a client sends)."""
-    return [tf.io.encode_png(image).numpy() for image in images]
 
 
 def evaluate(config, captioner, corpus, workdir, log=print):

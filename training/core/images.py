@@ -10,6 +10,18 @@ def _size_pair(size):
     return (int(size), int(size)) if isinstance(size, (int, float)) else tuple(map(int, size))
 
 
+def encode_png(images):
+    """uint8 `[H, W, 3]` arrays -> a list of PNG bytes (what a client sends).
+
+    >>> import numpy as np
+    >>> encode_png([np.zeros((2, 3, 3), "uint8")])[0][:4]
+    b'\\x89PNG'
+    """
+    import tensorflow as tf
+
+    return [tf.io.encode_png(image).numpy() for image in images]
+
+
 def resize_image(image, size):
     """Any `[H, W, 3]` image (uint8 or float 0..255) -> uint8 `[height, width, 3]`.
 

@@ -67,16 +67,23 @@ def detokenize_words(tokens):
     return tf.strings.strip(texts)
 
 
-def build_vocabulary(texts, max_size, min_count=1, batch_size=4096):
-    """Most frequent words of `texts` (a list of strings), ties by word.
+def build_vocabulary(texts, max_size, min_count=1, batch_size=4096, split=None):
+    """Most frequent tokens of `texts` (a list of strings), ties by token.
 
-    Returns the id -> word list, special tokens first, at most `max_size`
-    entries in all.
+    `split` is `text -> tokens`; None: the words of `tokenize` (`list`: the
+    characters). Returns the id -> token list, special tokens first, at
+    most `max_size` entries in all.
+
+    >>> build_vocabulary(["abba", "cab"], 6, split=list)
+    ['', '[UNK]', '[START]', '[END]', 'a', 'b']
     """
     if max_size <= len(SPECIAL_TOKENS):
         raise ValueError(f"`max_size` must exceed {len(SPECIAL_TOKENS)}, received {max_size}")
     counts = collections.Counter()
-    for start in range(0, len(texts), batch_size):
+    if split is not None:
+        for text in texts:
+            counts.update(split(text))
+    for start in range(0, len(texts) if split is None else 0, batch_size):
         batch = tokenize(tf.constant(texts[start:start + batch_size]))
         for row in batch.to_list():
             counts.update(word.decode("utf-8") for word in row)
@@ -151,8 +158,10 @@ class VocabularyMismatch(ValueError):
     """A saved vocabulary disagrees with the config that asks for it."""
 
 
-def load_or_build_vocabulary(path, texts, max_size, max_tokens, min_count=1, name=None):
-    """The vocabulary saved at `path`, or one built from `texts` and saved there.
+def load_or_build_vocabulary(path, texts, max_size, max_tokens, min_count=1, name=None,
+                             split=None):
+    """The vocabulary saved at `path`, or one built from `texts` and saved there
+    (`build_vocabulary`: `split=list` makes each character a token).
 
     A resumed run must see the ids it trained with, so a saved vocabulary is
     reused, unless it was built for another `max_size` or `max_tokens`:
@@ -168,7 +177,8 @@ def load_or_build_vocabulary(path, texts, max_size, max_tokens, min_count=1, nam
                     f"{path} was built with {key}={saved}, the config asks for {wanted}. Use "
                     f"another workdir, or rerun with --restart to start over.")
         return Vocabulary(data["words"], data["max_tokens"], name=name)
-    vocabulary = Vocabulary(build_vocabulary(texts, max_size, min_count), max_tokens, name=name)
+    vocabulary = Vocabulary(build_vocabulary(texts, max_size, min_count, split=split), max_tokens,
+                            name=name)
     from training.core import distribution
 
     if not distribution.is_chief():  # the same words; process 0 saves them

@@ -1,18 +1,16 @@
 """Train, evaluate and export a text reader: `train_and_evaluate`."""
 
-import collections
 import functools
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
 from training.core import caption_training, job
-from training.core import distribution
 from training.core import evaluation as core_evaluation
 from training.core.decoding_options import DecodingOptions
-from training.core.text import END_ID, SPECIAL_TOKENS, UNK_ID, Vocabulary
+from training.core.images import encode_png
+from training.core.text import END_ID, SPECIAL_TOKENS, UNK_ID
 from training.core.text import load_or_build_vocabulary
 from training.ocr import data as data_lib
 from training.ocr import metrics
@@ -37,20 +35,9 @@ def character_vocabulary(config, workdir, texts=()):
     """The characters the model writes: `workdir/vocabulary.json`, or the
     `max_symbols - 4` most frequent characters of `texts` (ties in code
     point order), saved there. Each character is one token; a space too."""
-    path = os.path.join(workdir, "vocabulary.json")
-    if os.path.exists(path) or not texts:
-        return load_or_build_vocabulary(path, [], config.max_symbols, config.max_characters,
-                                        name="vocabulary")
-    counts = collections.Counter(character for text in texts for character in text)
-    ranked = sorted(counts, key=lambda character: (-counts[character], character))
-    vocabulary = Vocabulary(list(SPECIAL_TOKENS) + ranked[: config.max_symbols - 4],
-                            config.max_characters, name="vocabulary")
-    if distribution.is_chief():
-        with open(path + ".tmp", "w", encoding="utf-8") as handle:
-            json.dump({"words": vocabulary.words, "max_tokens": config.max_characters,
-                       "max_size": config.max_symbols}, handle, ensure_ascii=False)
-        os.replace(path + ".tmp", path)
-    return vocabulary
+    return load_or_build_vocabulary(os.path.join(workdir, "vocabulary.json"), list(texts),
+                                    config.max_symbols, config.max_characters,
+                                    name="vocabulary", split=list)
 
 
 def encode_examples(examples, vocabulary, image_width=None, columns=None):
@@ -106,11 +93,6 @@ def train(config, workdir, corpus=None, log=print):
         config, workdir, corpus, encode_examples=encode, source_spec=source_spec(config),
         build_model=lambda size: build_model(config, size), log=log, vocabulary=vocabulary,
         extras_spec=extras_spec)
-
-
-def encode_png(images):
-    """uint8 `[H, W, 3]` arrays -> PNG bytes (what a client sends)."""
-    return [tf.io.encode_png(image).numpy() for image in images]
 
 
 def attention_text_view(characters, attention, image_width):
