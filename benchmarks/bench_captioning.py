@@ -57,9 +57,8 @@ def speed(args):
     keras.utils.set_random_seed(0)
     models = {
         "ours (Show, Attend and Tell cell)": build_model(config, vocabulary.size),
-        "ours, no gate / no penalty": build_model(
-            dataclasses.replace(config, context_gate=False, attention_regularization=0.0),
-            vocabulary.size),
+        "ours, no gate": build_model(dataclasses.replace(config, context_gate=False),
+                                     vocabulary.size),
         "reference (tutorial design)": TutorialCaptioner(
             build_encoder(config), vocabulary.size, config.embedding_dim, config.units),
     }
