@@ -83,10 +83,11 @@ def build_vocabulary(texts, max_size, min_count=1, batch_size=4096, split=None):
     if split is not None:
         for text in texts:
             counts.update(split(text))
-    for start in range(0, len(texts) if split is None else 0, batch_size):
-        batch = tokenize(tf.constant(texts[start:start + batch_size]))
-        for row in batch.to_list():
-            counts.update(word.decode("utf-8") for word in row)
+    else:  # the TensorFlow tokenizer, a batch of texts at a time
+        for start in range(0, len(texts), batch_size):
+            batch = tokenize(tf.constant(texts[start:start + batch_size]))
+            for row in batch.to_list():
+                counts.update(word.decode("utf-8") for word in row)
     for special in SPECIAL_TOKENS:
         counts.pop(special, None)
     ranked = sorted(
