@@ -29,13 +29,13 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    describe_machine, markdown_table, median_ms, spread, time_interleaved)
+    describe_machine, main_preset_over_seeds, markdown_table, median_ms, spread,
+    time_interleaved)
 from benchmarks.reference_captioner import TutorialCaptioner  # noqa: E402
 from training.captioning import train as train_lib  # noqa: E402
 from training.captioning.config import PRESETS, CaptioningConfig  # noqa: E402
 from training.captioning.model import build_encoder, build_model  # noqa: E402
 from training.core import batching, losses  # noqa: E402
-from training.core import config as config_lib  # noqa: E402
 from training.core.text import load_or_build_vocabulary  # noqa: E402
 
 
@@ -106,12 +106,11 @@ def latency(args):
 
 def quality(args):
     root = args.workdir or tempfile.mkdtemp(prefix="bench_captioning_quality_")
-    rows, reports = [], []
-    for seed in args.seeds:
-        config = config_lib.load(CaptioningConfig, PRESETS, "main", None, [
-            *args.set, f"seed={seed}", f"attention_supervision={args.attention_supervision}"])
-        report = train_lib.train_and_evaluate(config, os.path.join(root, f"seed{seed}"))
-        reports.append(report)
+    runs = main_preset_over_seeds(
+        train_lib, CaptioningConfig, PRESETS, args.seeds,
+        [*args.set, f"attention_supervision={args.attention_supervision}"], root)
+    reports, rows = [report for _, report in runs], []
+    for seed, report in zip(args.seeds, reports):
         loc = report["localization"]
         rows.append([seed, report["training"]["steps"], f"{report['greedy']['exact_match']:.1f}",
                      f"{report['greedy']['bleu4']:.1f}", f"{report['greedy']['cider_d']:.1f}",

@@ -17,8 +17,8 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchmarks.common import describe_machine, markdown_table, spread  # noqa: E402
-from training.core import config as config_lib  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    describe_machine, main_preset_over_seeds, markdown_table, spread)
 from training.ocr import train as train_lib  # noqa: E402
 from training.ocr.config import PRESETS, OcrConfig  # noqa: E402
 
@@ -33,18 +33,16 @@ def main():
                                           "folder)")
     args = parser.parse_args()
     root = args.workdir or tempfile.mkdtemp(prefix="bench_ocr_")
-    rows, reports = [], []
-    for seed in args.seeds:
-        config = config_lib.load(OcrConfig, PRESETS, "main", None, [*args.set, f"seed={seed}"])
-        report = train_lib.train_and_evaluate(config, os.path.join(root, f"seed{seed}"))
-        reports.append(report)
-        greedy, beam = report["greedy"], report[f"beam{config.beam_width}"]
+    runs = main_preset_over_seeds(train_lib, OcrConfig, PRESETS, args.seeds, args.set, root)
+    reports, rows = [report for _, report in runs], []
+    beam_name = f"beam{runs[0][0].beam_width}"
+    for seed, report in zip(args.seeds, reports):
+        greedy, beam = report["greedy"], report[beam_name]
         loc = report["localization"]
         rows.append([seed, report["training"]["steps"], f"{greedy['cer']:.2f}",
                      f"{greedy['word_accuracy']:.2f}", f"{greedy['line_accuracy']:.2f}",
                      f"{beam['word_accuracy']:.2f}",
                      f"{loc['hit_rate']:.3f} ({loc['hit_chance']:.3f})"])
-    beam_name = f"beam{config.beam_width}"
     rows.append(["mean ± sd", spread([r["training"]["steps"] for r in reports], 0),
                  spread([r["greedy"]["cer"] for r in reports]),
                  spread([r["greedy"]["word_accuracy"] for r in reports]),

@@ -3,6 +3,7 @@
     python -m benchmarks.bench_translation quality --seconds 390 --seeds 3
     python -m benchmarks.bench_translation speed --steps 20 --repeats 5
     python -m benchmarks.bench_translation latency --workdir runs/translation-main-en-es
+    python -m benchmarks.bench_translation main --seeds 3 --workdir runs/bench-translation-main
 
 The reference is TensorFlow's "nmt_with_attention" tutorial architecture
 (benchmarks/reference_nmt.py: bidirectional GRU encoder with summed
@@ -55,6 +56,11 @@ speed: training target tokens/s of our fast path, our cell path (Bahdanau)
   batch 64; ours concatenates the two encoder directions, the reference
   sums them), on the same batches, warm-up then repeats interleaved.
 latency: exported SavedModel, batch 1 and 64, greedy and beam.
+main: the README's main job (`python -m training.translation`, its whole
+  test set, `--set FIELD=VALUE` as there) once per seed, in
+  `<workdir>/seed<N>`: steps, lowercased and cased BLEU, the outputs that
+  repeat a word pair three times or more, and the words copied from the
+  source (those the reference keeps too), with the mean ± sd over seeds.
 
 A quality run under 60 s of training, or a speed run under 10 batches or
 3 repeats, is a smoke run: it says so, and its numbers are not results.
@@ -79,7 +85,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    describe_machine, markdown_table, spread, time_interleaved, tf_sync,
+    describe_machine, main_preset_over_seeds, markdown_table, spread, time_interleaved,
+    tf_sync,
 )
 from benchmarks.reference_nmt import ReferenceNMT  # noqa: E402
 from training.core import fitting, losses  # noqa: E402
@@ -469,6 +476,37 @@ def speed_sentence(name, rate, other, other_rate):
             f"({100 * (ratio - 1):+.0f}%).")
 
 
+# --------------------------------------------------------------------- main
+def main_job(args):
+    root = args.workdir or tempfile.mkdtemp(prefix="bench_translation_main_")
+    seeds = [args.first_seed + i for i in range(args.seeds)]
+    runs = main_preset_over_seeds(train_lib, TranslationConfig, PRESETS, seeds, args.set, root)
+    beam = f"beam{runs[0][0].beam_width}"
+    def cell(value, digits):  # a score to `digits` places, a count as it is
+        return f"{value:.{digits}f}" if isinstance(value, float) else value
+
+    columns = {  # header: (the report's value, digits of its mean ± sd)
+        "steps": (lambda r: r["training"]["steps"], 0),
+        "greedy BLEU": (lambda r: r["greedy"]["bleu"], 2),
+        "greedy cased": (lambda r: r["greedy"]["bleu_cased"], 2),
+        f"{beam} BLEU": (lambda r: r[beam]["bleu"], 2),
+        f"{beam} cased": (lambda r: r[beam]["bleu_cased"], 2),
+        "greedy outputs repeating a pair": (lambda r: r["greedy"]["looping_outputs"], 1),
+        "greedy words copied": (lambda r: r["greedy"]["copied_words"]["copied"], 0),
+        "of them kept by the reference": (
+            lambda r: r["greedy"]["copied_words"]["copied_kept"], 0),
+    }
+    reports = [report for _, report in runs]
+    rows = [[seed] + [cell(value(report), digits) for value, digits in columns.values()]
+            for seed, report in zip(seeds, reports)]
+    rows.append(["mean ± sd"] + [spread([value(r) for r in reports], digits)
+                                 for value, digits in columns.values()])
+    print_header(smoke=False)
+    print(f"preset main{''.join(' --set ' + s for s in args.set)}, "
+          f"{reports[0]['test_pairs']} test pairs, {reports[0]['parameters']:,} parameters\n")
+    print(markdown_table(["seed", *columns], rows))
+
+
 # ------------------------------------------------------------------ latency
 def latency(args):
     path = os.path.join(args.workdir, "export", "translator", "1")
@@ -497,12 +535,15 @@ def latency(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("quality", "speed", "latency"))
+    parser.add_argument("mode", choices=("quality", "speed", "latency", "main"))
     parser.add_argument("--seconds", type=float, default=390.0,
                         help="quality: training time of every run (< 60: a smoke run)")
-    parser.add_argument("--seeds", type=int, default=3, help="quality: runs per row")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="quality: runs per row; main: runs")
     parser.add_argument("--first-seed", type=int, default=TranslationConfig().seed,
-                        help="quality: seeds are first-seed, first-seed + 1, ...")
+                        help="quality, main: seeds are first-seed, first-seed + 1, ...")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="main: a config field of the main preset (repeatable)")
     parser.add_argument("--rows", default="abcdef", help="quality: which rows (default abcdef)")
     parser.add_argument("--max-eval-pairs", type=int, default=0,
                         help="quality: score the first N test pairs (0: all)")
@@ -517,12 +558,13 @@ def main():
     parser.add_argument("--vocab", type=int, default=REFERENCE_SIZES["source_vocab_size"],
                         help="speed: source and target vocabulary size")
     parser.add_argument("--repeats", type=int, default=3, help="speed, latency: timed calls")
-    parser.add_argument("--workdir", help="quality: where to train; latency: a trained workdir")
+    parser.add_argument("--workdir", help="quality, main: where to train; latency: a trained "
+                                          "workdir")
     args = parser.parse_args()
     if not args.seeds >= 1 or not set(args.rows) <= set(QUALITY_ROWS) or not args.rows:
         parser.error("--seeds must be >= 1 and --rows a subset of abcdef")
     keras.utils.set_random_seed(0)
-    {"quality": quality, "speed": speed, "latency": latency}[args.mode](args)
+    {"quality": quality, "speed": speed, "latency": latency, "main": main_job}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ environment variables (backend, thread counts) before importing it.
 - `median_ms(times)`: median of a list of seconds, in milliseconds.
 - `markdown_table(headers, rows)`: a GitHub-flavoured markdown table.
 - `spread(values, digits, with_range)`: `mean ± sd` of a metric over seeds.
+- `main_preset_over_seeds(...)`: a task's whole main job once per seed.
 
 Importing it keeps freed memory in the process (`keras_attention.native_memory`),
 as the training and serving commands do, so the timings are theirs;
@@ -152,3 +153,23 @@ def markdown_table(headers, rows):
     out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out.extend(line(row) for row in cells)
     return "\n".join(out)
+
+
+def main_preset_over_seeds(train_lib, config_class, presets, seeds, settings, root):
+    """Runs a task's whole job (`train_lib.train_and_evaluate`) on its main
+    preset once per seed, in `<root>/seed<N>`, and returns `[(config,
+    report)]` in the seeds' order.
+
+    `settings` are `FIELD=VALUE` strings applied as `--set` applies them,
+    then `seed=N` (the model's and the data order's seed). A seed whose
+    workdir holds a finished run resumes from it: its report is made again
+    without training more.
+    """
+    from training.core import config as config_lib
+
+    runs = []
+    for seed in seeds:
+        config = config_lib.load(config_class, presets, "main", None, [*settings, f"seed={seed}"])
+        report = train_lib.train_and_evaluate(config, os.path.join(root, f"seed{seed}"))
+        runs.append((config, report))
+    return runs

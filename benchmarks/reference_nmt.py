@@ -10,17 +10,17 @@ batch 64, 256 units and word vocabularies of 5,000 entries per language
 (`TextVectorization(max_tokens=5000)`, its padding and [UNK] included).
 
 It exposes the same interface as `AttentionSeq2Seq` (`call` on
-`{"source", "target_in"}` and `generate`, with the same options, the
-n-gram repetition guard included), so the benchmark trains, decodes and
-scores both through the same code.
+`{"source", "target_in"}`, `step`, `decoding_inputs`, and the searches
+built on them: `search_setup`, `search_step` and `generate`, with the
+same options, the n-gram repetition guard included), so the benchmark
+trains, decodes (through the translation exporter) and scores both
+through the same code.
 """
 
 import keras
 from keras import ops
 
-from keras_attention import decoding
-from keras_attention.decoding.repetition import block_repeated_ngrams, initial_guard_state
-from training.core.seq2seq import end_at_row_limits
+from training.core.seq2seq import AttentionSeq2Seq
 
 
 class ReferenceNMT(keras.Model):
@@ -65,21 +65,15 @@ class ReferenceNMT(keras.Model):
         logits = ops.cast(self.output_layer(x[:, 0]), "float32")
         return logits, new_state, weights[:, 0, 0]
 
-    def generate(self, source, start_token, end_token, max_length, method="greedy",
-                 max_lengths=None, no_repeat_ngram_size=0, **options):
-        """As `AttentionSeq2Seq.generate`."""
+    def decoding_inputs(self, source):
+        """Encodes once: `(initial_state, constants)` for `step`: the
+        decoder GRU's zero state `[B, units]`, and the encoder's outputs
+        `[B, S, units]` with their mask `[B, S]`."""
         context, context_mask = self.encode(source)
-        batch_size = ops.shape(context)[0]
-        state = [ops.zeros((batch_size, self.units))]
-        start_tokens = ops.full((batch_size,), start_token, dtype="int32")
-        step_fn, constants = self.step, (context, context_mask)
-        if no_repeat_ngram_size:
-            step_fn = block_repeated_ngrams(step_fn, no_repeat_ngram_size, max_length)
-            state = initial_guard_state(state, batch_size, max_length)
-        if max_lengths is not None:
-            # Outside the guard, so a row's forced end token is never blocked.
-            step_fn = end_at_row_limits(step_fn, end_token)
-            state = (state, ops.zeros((batch_size,), "int32"))
-            constants = (constants, ops.cast(max_lengths, "int32"))
-        return decoding.get(method)(step_fn, state, start_tokens, end_token, max_length,
-                                    constants=constants, **options)
+        return [ops.zeros((ops.shape(context)[0], self.units))], (context, context_mask)
+
+    # The searches around `decoding_inputs` and `step` are our model's own,
+    # so the exporter and `generate` decode both models alike.
+    search_setup = AttentionSeq2Seq.search_setup
+    search_step = AttentionSeq2Seq.search_step
+    generate = AttentionSeq2Seq.generate
