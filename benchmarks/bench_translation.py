@@ -482,6 +482,7 @@ def main_job(args):
     seeds = [args.first_seed + i for i in range(args.seeds)]
     runs = main_preset_over_seeds(train_lib, TranslationConfig, PRESETS, seeds, args.set, root)
     beam = f"beam{runs[0][0].beam_width}"
+
     def cell(value, digits):  # a score to `digits` places, a count as it is
         return f"{value:.{digits}f}" if isinstance(value, float) else value
 
