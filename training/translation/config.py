@@ -54,6 +54,10 @@ class TranslationConfig(TrainingConfig):
         help="K > 0: train the output layer on each word and K sampled candidate words "
              "(sampled softmax) instead of the whole target vocabulary; scoring, decoding and "
              "the export keep the exact softmax. 0: the exact softmax throughout.")
+    sampled_softmax_steps: int = option(
+        0, minimum=0,
+        help="With sampled_softmax: train by it for the first this many steps, then by the "
+             "exact softmax (cheap steps early, exact ones later); 0: every step.")
     # --- encoder ----------------------------------------------------------
     encoder: str = option(
         "rnn", choices=("rnn", "conv", "transformer"),

@@ -8,6 +8,7 @@ import keras
 from training.core import backend_export, job
 from training.core import evaluation as core_evaluation
 from training.core import devices, fitting
+from training.core.checkpoints import optimizer_step
 from training.core.decoding_options import DecodingOptions
 from training.core.recasing import Recaser
 from training.core.text import load_or_build_vocabulary
@@ -63,6 +64,27 @@ def dev_dataset(config, dev_encoded, replicas):
                         bucket_boundaries=())
 
 
+class ExactSoftmaxFrom(keras.callbacks.Callback):
+    """Trains by the exact softmax from optimizer step `step` on: the model's
+    sampled softmax is turned off and the train step traced again. A run
+    resumed past `step` starts exact, so resuming gives the same weights."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def _switch_when_due(self):
+        if self.model.sampled_softmax and optimizer_step(self.model) >= self.step:
+            self.model.sampled_softmax = 0
+            self.model.make_train_function(force=True)
+
+    def on_train_begin(self, logs=None):
+        self._switch_when_due()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._switch_when_due()
+
+
 def train(config, workdir, corpus=None, log=print, model_builder=build_model,
           optimizer_builder=fitting.default_optimizer, callbacks=()):
     """Trains (resuming from `workdir/checkpoints` at the step where it stopped).
@@ -94,7 +116,10 @@ def train(config, workdir, corpus=None, log=print, model_builder=build_model,
             train_encoded, config.batch_size, shuffle=True, seed=config.seed,
             repeat=True).skip(skip),
         dev_data=dev_dataset(config, dev_encoded, replicas),
-        log=log, optimizer_builder=optimizer_builder, callbacks=callbacks,
+        log=log, optimizer_builder=optimizer_builder,
+        callbacks=[*callbacks, *([ExactSoftmaxFrom(config.sampled_softmax_steps)]
+                                 if config.sampled_softmax and config.sampled_softmax_steps
+                                 else [])],
     )
     return result, source_vocabulary, target_vocabulary
 
