@@ -24,17 +24,22 @@ quality: separates what the training recipe gives from what the
     (b) reference architecture, reference recipe
     (c) reference architecture, our recipe
     (d) ours, reference recipe
-    (e) ours, our recipe with the exact softmax in training (a: sampled
-        softmax over 512 candidates, the main preset's)
+    (e) ours, our recipe with the output layer trained by sampled
+        softmax over 512 candidates at every step (a: for the first 600
+        steps, then exactly, as the main preset)
     (f) ours, our recipe with the cosine decay ending at step 800
         (`decay_steps=800`) instead of the last step
+    (g) ours, our recipe with the exact softmax at every step
 
   "ours" is the main preset (training/translation/config.py): bidirectional
-  GRU encoder 2 x 128, GRU decoder 256, additive attention 128, embeddings
-  128, vocabularies of 6,000 words per language. "reference" is the
+  GRU encoder 2 x 128, GRU decoder 256, general (bilinear) attention,
+  embeddings 256, vocabularies of 6,000 words per language; `--set
+  FIELD=VALUE` changes the rows of our architecture. "reference" is the
   tutorial's sizes above.
-  Our recipe (the main preset's): sampled softmax over 512 candidates in
-  training (our architecture; the reference's output layer has none), Adam 3e-3 with 100 warm-up steps and
+  Our recipe (the main preset's): the output layer trained by sampled
+  softmax over 512 candidates for 600 steps, then exactly (our
+  architecture; the reference's output layer has no sampled softmax, so
+  it trains exactly throughout), Adam 3e-3 with 100 warm-up steps and
   cosine decay over 18 x 100 steps, label smoothing 0.1, gradient norm
   clipping 5, early stopping after 4 validations (every 100 steps) without
   a dev loss gain and the best-dev-loss weights restored at the end.
@@ -89,6 +94,7 @@ from benchmarks.common import (  # noqa: E402
     tf_sync,
 )
 from benchmarks.reference_nmt import ReferenceNMT  # noqa: E402
+from training.core import config as config_lib  # noqa: E402
 from training.core import fitting, losses  # noqa: E402
 from training.core.encoders import RecurrentTextEncoder  # noqa: E402
 from training.core.decoding_options import DecodingOptions  # noqa: E402
@@ -109,22 +115,26 @@ MIN_RESULT_SECONDS = 60.0
 REFERENCE_SIZES = dict(units=256, embedding_dim=256, attention_units=256,
                        source_vocab_size=5000, target_vocab_size=5000)
 # Ours: the main preset's sizes.
-OUR_SIZES = {key: PRESETS["main"][key] for key in (
-    "units", "embedding_dim", "attention_units", "source_vocab_size", "target_vocab_size")}
+OUR_SIZES = {key: PRESETS["main"].get(key, getattr(TranslationConfig(), key)) for key in (
+    "units", "embedding_dim", "attention", "attention_units", "source_vocab_size",
+    "target_vocab_size")}
 
 OUR_RECIPE_FIELDS = ("learning_rate", "warmup_steps", "epochs", "steps_per_epoch",
-                     "early_stopping_patience", "sampled_softmax")
+                     "early_stopping_patience", "sampled_softmax", "sampled_softmax_steps")
 RECIPES = {
     # The main preset's, with TranslationConfig's label smoothing and clipping.
-    "ours": dict(**{key: PRESETS["main"][key] for key in OUR_RECIPE_FIELDS},
+    "ours": dict(**{key: PRESETS["main"].get(key, getattr(TranslationConfig(), key))
+                    for key in OUR_RECIPE_FIELDS},
                  label_smoothing=TranslationConfig().label_smoothing,
                  clipnorm=TranslationConfig().clipnorm),
     # The tutorial's: fit(epochs=100, steps_per_epoch=100) with optimizer="adam".
     "reference": dict(learning_rate=1e-3, warmup_steps=0, epochs=100, steps_per_epoch=100,
                       early_stopping_patience=0, label_smoothing=0.0, clipnorm=0.0),
 }
-# Ours with the output layer trained on every word (the exact softmax).
-RECIPES["exact"] = dict(RECIPES["ours"], sampled_softmax=0)
+# Ours with the output layer trained on each word and 512 sampled candidates
+# at every step, or on every word at every step.
+RECIPES["sampled"] = dict(RECIPES["ours"], sampled_softmax=512, sampled_softmax_steps=0)
+RECIPES["exact"] = dict(RECIPES["ours"], sampled_softmax=0, sampled_softmax_steps=0)
 # Ours with the cosine decay ending at step 800 instead of the last of 1,800.
 RECIPES["decay800"] = dict(RECIPES["ours"], decay_steps=800)
 
@@ -197,27 +207,35 @@ ARCHITECTURES = {
     "reference": (REFERENCE_SIZES, reference_builder),
 }
 OPTIMIZERS = {"ours": fitting.default_optimizer, "reference": reference_optimizer,
-              "exact": fitting.default_optimizer, "decay800": fitting.default_optimizer}
+              "sampled": fitting.default_optimizer, "exact": fitting.default_optimizer,
+              "decay800": fitting.default_optimizer}
 QUALITY_ROWS = {  # key: (architecture, recipe)
     "a": ("ours", "ours"),
     "b": ("reference", "reference"),
     "c": ("reference", "ours"),
     "d": ("ours", "reference"),
-    "e": ("ours", "exact"),
+    "e": ("ours", "sampled"),
     "f": ("ours", "decay800"),
+    "g": ("ours", "exact"),
 }
 
 
 # ------------------------------------------------------------------ quality
 def row_config(architecture, recipe, args, seed):
+    """The config of one run; `--set FIELD=VALUE` changes the rows of our
+    architecture only (the reference builds from its own sizes)."""
     sizes, _ = ARCHITECTURES[architecture]
     recipe_fields = dict(RECIPES[recipe])
     if architecture == "reference":  # its output layer has no sampled softmax
         recipe_fields["sampled_softmax"] = 0
-    return dataclasses.replace(
+    config = dataclasses.replace(
         preset("main"), **sizes, **recipe_fields, seed=seed, batch_size=64, dropout=0.0,
         max_train_seconds=args.seconds, max_eval_pairs=args.max_eval_pairs, plot_examples=0,
         no_repeat_ngram_size=args.no_repeat_ngram_size, recase=not args.no_recase)
+    if architecture == "ours" and args.set:
+        settings = dict(setting.split("=", 1) for setting in args.set)
+        config = config_lib.check(config_lib.apply(config, settings, "--set"))
+    return config
 
 
 def train_and_score(config, architecture, recipe, corpus, workdir, recaser):
@@ -317,6 +335,8 @@ def quality(args):
         architecture, recipe = QUALITY_ROWS[key]
         print(f"  ({key}) {architecture} architecture ({describe_sizes(architecture)}), "
               f"{recipe} recipe ({describe_recipe(recipe)})")
+    if args.set:
+        print(f"  our architecture's rows changed by: {' '.join(args.set)}")
     print()
 
     print("per run:")
@@ -382,16 +402,21 @@ def describe_sizes(architecture):
         return (f"encoder bi-GRU {sizes['units']} per direction (summed), decoder GRU "
                 f"{sizes['units']}, 1-head attention {sizes['units']}, embeddings "
                 f"{sizes['units']}, {vocab}")
+    attention = (f"additive attention {sizes['attention_units']}"
+                 if sizes["attention"] == "additive" else f"{sizes['attention']} attention")
     return (f"main preset: encoder bi-GRU {sizes['units'] // 2} per direction (concatenated), "
-            f"decoder GRU {sizes['units']}, additive attention {sizes['attention_units']}, "
-            f"embeddings {sizes['embedding_dim']}, {vocab}")
+            f"decoder GRU {sizes['units']}, {attention}, embeddings {sizes['embedding_dim']}, "
+            f"{vocab}")
 
 
 def describe_recipe(recipe):
     r = RECIPES[recipe]
-    if recipe in ("ours", "exact", "decay800"):
-        sampled = (f", sampled softmax over {r['sampled_softmax']} candidates (ours only)"
-                   if r.get("sampled_softmax") else ", the exact softmax")
+    if recipe in ("ours", "sampled", "exact", "decay800"):
+        sampled = ", the exact softmax"
+        if r.get("sampled_softmax"):
+            sampled = (f", sampled softmax over {r['sampled_softmax']} candidates (ours only)"
+                       + (f" for {r['sampled_softmax_steps']} steps, then the exact softmax"
+                          if r.get("sampled_softmax_steps") else ""))
         horizon = (f"{r['decay_steps']} steps" if r.get("decay_steps")
                    else f"{r['epochs']} x {r['steps_per_epoch']} steps")
         return (f"Adam {r['learning_rate']:g}, {r['warmup_steps']} warm-up steps, cosine "
@@ -421,8 +446,9 @@ def speed(args):
     batches = list(dataset.take(args.steps))
     tokens = sum(int(np.sum(y.numpy() != 0)) for _, y in batches)
     sizes = (source_vocabulary.size, target_vocabulary.size)
+    fast_name = f"ours fast path ({config.attention})"
     models = {
-        "ours fast path (additive)": ours_per_direction_builder(config, *sizes),
+        fast_name: ours_per_direction_builder(config, *sizes),
         f"ours fast path, sampled softmax {SPEED_SAMPLED}": ours_per_direction_builder(
             config, *sizes, sampled_softmax=SPEED_SAMPLED),
         "ours cell path (bahdanau)": ours_per_direction_builder(
@@ -444,7 +470,7 @@ def speed(args):
     times = time_interleaved({name: run_all(model) for name, model in models.items()},
                              repeats=args.repeats, warmup=args.warmup, sync=tf_sync)
     rates = {name: tokens / statistics.median(samples) for name, samples in times.items()}
-    fast, cell, reference = (rates["ours fast path (additive)"],
+    fast, cell, reference = (rates[fast_name],
                              rates["ours cell path (bahdanau)"], rates["reference"])
     rows = [{"model": name, "params": f"{parameters[name]:,}",
              "target tokens/s": round(rates[name]),
@@ -452,10 +478,12 @@ def speed(args):
              "vs reference": f"{rates[name] / reference:.2f}x",
              "vs cell path": f"{rates[name] / cell:.2f}x"} for name in models]
     print_header(smoke)
+    ours_attention = config.attention + (f" {config.attention_units}"
+                                         if config.attention == "additive" else "")
     print(f"sizes (every model): encoder bi-GRU {config.units} per direction (ours "
           f"concatenates the directions, the reference sums them), decoder GRU {config.units}, "
-          f"attention {config.attention_units} (ours additive, the reference 1-head "
-          f"key_dim {config.units}), embeddings {config.embedding_dim}, vocab "
+          f"attention (ours {ours_attention}, the reference 1-head key_dim {config.units}), "
+          f"embeddings {config.embedding_dim}, vocab "
           f"{sizes[0]}/{sizes[1]}, batch {config.batch_size}; Adam, masked cross-entropy (the "
           f"sampled row: over its {SPEED_SAMPLED} candidates)")
     print(f"{args.steps} batches ({tokens} target tokens) per call; 1 + {args.warmup} warm-up "
@@ -544,8 +572,9 @@ def main():
     parser.add_argument("--first-seed", type=int, default=TranslationConfig().seed,
                         help="quality, main: seeds are first-seed, first-seed + 1, ...")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="main: a config field of the main preset (repeatable)")
-    parser.add_argument("--rows", default="abcdef", help="quality: which rows (default abcdef)")
+                        help="main: a config field of the main preset; quality: of the rows of "
+                             "our architecture (repeatable)")
+    parser.add_argument("--rows", default="abcdefg", help="quality: which rows (default abcdefg)")
     parser.add_argument("--max-eval-pairs", type=int, default=0,
                         help="quality: score the first N test pairs (0: all)")
     parser.add_argument("--no-repeat-ngram-size", type=int,
@@ -563,7 +592,7 @@ def main():
                                           "workdir")
     args = parser.parse_args()
     if not args.seeds >= 1 or not set(args.rows) <= set(QUALITY_ROWS) or not args.rows:
-        parser.error("--seeds must be >= 1 and --rows a subset of abcdef")
+        parser.error("--seeds must be >= 1 and --rows a subset of abcdefg")
     keras.utils.set_random_seed(0)
     {"quality": quality, "speed": speed, "latency": latency, "main": main_job}[args.mode](args)
 

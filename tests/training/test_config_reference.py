@@ -140,7 +140,7 @@ def test_list_options_prints_each_field_its_value_and_meaning_and_exits_0(tmp_pa
     assert lines[row + 1] == "    No output repeats an n-gram of this many words; 0: off."
     # --set, and the main preset, change a value: the default is shown beside it.
     assert re.search(r"^units +64 \(default 256\) +>= 1$", "\n".join(lines), re.M)
-    assert re.search(r"^embedding_dim +128 \(default 256\) +>= 1$", "\n".join(lines), re.M)
+    assert re.search(r"^attention +general \(default additive\) ", "\n".join(lines), re.M)
     assert not workdir.exists()  # nothing was trained
 
 

@@ -170,6 +170,6 @@ def test_a_corpus_with_fewer_words_than_candidates_trains_with_the_exact_softmax
     from training.translation.model import build_model
 
     config = load("tiny")
-    assert config.sampled_softmax == 64 and load("main").sampled_softmax == 512
+    assert config.sampled_softmax == 64
     assert build_model(config, 100, 500).sampled_softmax == 64
     assert build_model(config, 100, 40).sampled_softmax == 0
