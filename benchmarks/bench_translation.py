@@ -593,6 +593,14 @@ def main():
     args = parser.parse_args()
     if not args.seeds >= 1 or not set(args.rows) <= set(QUALITY_ROWS) or not args.rows:
         parser.error("--seeds must be >= 1 and --rows a subset of abcdefg")
+    if any("=" not in setting for setting in args.set):
+        parser.error(f"--set takes FIELD=VALUE; received {args.set}")
+    if args.mode == "quality":
+        try:  # a bad --set fails before any corpus is read
+            for key in args.rows:
+                row_config(*QUALITY_ROWS[key], args, args.first_seed)
+        except config_lib.ConfigError as error:
+            parser.error(str(error))
     keras.utils.set_random_seed(0)
     {"quality": quality, "speed": speed, "latency": latency, "main": main_job}[args.mode](args)
 
