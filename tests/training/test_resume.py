@@ -159,31 +159,6 @@ def test_checkpointer_skips_corrupt_files(tmp_path):
     assert len(messages) == 2 and all("skipping" in m for m in messages)
 
 
-def test_sampled_softmax_steps_trains_sampled_then_exact(tmp_path):
-    """`sampled_softmax_steps=6`: the first 6 steps are those of a run on the
-    sampled softmax alone, later ones train by the exact softmax (the
-    exact path's token accuracy appears in the logs) and end elsewhere. A
-    run killed past the switch resumes exact: test_resume_sigkill.py."""
-    from training.translation import train as train_lib
-
-    corpus = toy_corpus()
-    runs = {}
-    for switch in (6, 0):
-        config = small_config(sampled_softmax=8, sampled_softmax_steps=switch, epochs=2,
-                              early_stopping_patience=0)
-        runs[switch], _, _ = train_lib.train(config, str(tmp_path / f"switch{switch}"), corpus,
-                                             log=lambda *a: None)
-    switched, sampled = runs[6], runs[0]
-    assert switched.steps == sampled.steps == 12
-    assert switched.model.sampled_softmax == 0 and sampled.model.sampled_softmax == 8
-    np.testing.assert_allclose(switched.history["val_loss"][0], sampled.history["val_loss"][0],
-                               rtol=1e-6)
-    assert "masked_token_accuracy" not in sampled.history
-    assert len(switched.history["masked_token_accuracy"]) == 1  # epoch 2 only
-    assert not np.isclose(switched.history["val_loss"][1], sampled.history["val_loss"][1],
-                          rtol=1e-4)
-
-
 def test_no_pair_within_the_length_limit_is_a_clear_error(tmp_path):
     from training.translation import train as train_lib
     from training.translation.data import CorpusError
