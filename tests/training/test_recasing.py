@@ -57,3 +57,13 @@ def test_the_two_steps_the_exporter_runs_around_copied_words():
     assert decode(recaser.written_forms(words)) == [["y", "Dios", "Seal"]]
     copied = tf.constant([["y", "Dios", "seal"]])  # "seal" copied from the source
     assert decode(recaser.capitalize_sentence_starts(copied)) == [["Y", "Dios", "seal"]]
+
+
+def test_a_sentence_start_passes_over_left_out_words():
+    """An unknown word the export leaves out (written "") at a sentence's
+    start hands the capital to the next written word."""
+    recaser = Recaser({})
+    words = tf.constant([["", "y", "dijo", ".", "", "", "luz", "x"],
+                         ["a", "", "b", "", "", "", "", ""]])
+    assert decode(recaser.capitalize_sentence_starts(words)) == [
+        ["", "Y", "dijo", ".", "", "", "Luz", "x"], ["A", "", "b", "", "", "", "", ""]]

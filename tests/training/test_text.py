@@ -109,6 +109,14 @@ def test_detokenize_dense_with_padding():
     assert texts == ["hola, mundo!", "¿qué?", ""]
 
 
+def test_detokenize_drops_empty_words_inside_a_row():
+    """A word written as "" (an unknown word the translator left out) takes
+    no space, before punctuation too."""
+    words = tf.ragged.constant([["y", "su", "", "."], ["", "¿", "", "qué", "", "?"]])
+    texts = [t.decode("utf-8") for t in tp.detokenize_words(words).numpy()]
+    assert texts == ["y su.", "¿qué?"]
+
+
 # -------------------------------------------------------------- vocabulary
 def test_build_vocabulary_order_frequency_then_word():
     texts = ["b a a", "c b A", "d", "e e e e"]

@@ -79,8 +79,13 @@ class Recaser(tf.Module):
         return tf.where(looked_up == "", words, looked_up)
 
     def capitalize_sentence_starts(self, words):
-        """A capital at the first word and after ". ! ?" (`[R, T]`)."""
-        previous = tf.pad(words[:, :-1], [[0, 0], [1, 0]], constant_values=".")
+        """A capital at the first word and after ". ! ?" (`[R, T]`); empty
+        words (left out) are passed over."""
+        index = tf.range(tf.shape(words)[1])
+        # [R, T, T]: word j is written and comes before word t.
+        earlier = (index[None, None, :] < index[None, :, None]) & (words != "")[:, None, :]
+        last = tf.reduce_max(tf.where(earlier, index[None, None, :], -1), axis=-1)  # --> [R, T]
+        previous = tf.where(last >= 0, tf.gather(words, tf.maximum(last, 0), batch_dims=1), ".")
         starts = tf.reduce_any(tf.stack([previous == mark for mark in _SENTENCE_END]), axis=0)
         padded = tf.where(words == "", " ", words)  # substr needs one character
         first = tf.strings.substr(padded, 0, 1, unit="UTF8_CHAR")

@@ -60,6 +60,8 @@ def detokenize_words(tokens):
     """Ragged or dense `[B, T]` word strings -> `[B]` text ("" tokens dropped)."""
     if not isinstance(tokens, tf.RaggedTensor):
         tokens = tf.RaggedTensor.from_tensor(tokens, padding="")
+    # Inner "" too (an unknown word the export left out): "su" "" "." -> "su."
+    tokens = tf.ragged.boolean_mask(tokens, tokens != "")
     texts = tf.strings.reduce_join(tokens, axis=-1, separator=" ")
     texts = tf.strings.regex_replace(texts, _NO_SPACE_BEFORE, r"\1")
     texts = tf.strings.regex_replace(texts, _NO_SPACE_AFTER, r"\1")
