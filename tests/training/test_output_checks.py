@@ -40,11 +40,12 @@ def test_copied_words_are_the_unknown_ids_and_the_reference_may_keep_them():
         row(["Y", "Make", "de", "gopher", "."], [5, UNK, 7, UNK, 4]),  # two copies, none kept
         row(["Moses", "dijo", "."], [UNK, 9, 4]),                      # kept: a name
         row(["el", "hombre"], [6, 8]),                                 # none
+        row(["", "y", "", "."], [UNK, 9, UNK, 4]),                     # two left out
     ]
-    references = ["Y haz de madera de gofer .", "Y Moses dijo .", "el hombre"]
+    references = ["Y haz de madera de gofer .", "Y Moses dijo .", "el hombre", "y ."]
     assert copied_words(results, references) == {
         "copied": 3, "copied_kept": 1, "outputs_with_copies": 2,
-        "examples": ["Make", "gopher", "Moses"]}
+        "examples": ["Make", "gopher", "Moses"], "left_out": 2}
     assert copied_words(results, references, examples=1)["examples"] == ["Make"]
 
 
@@ -54,7 +55,8 @@ def test_words_after_the_length_are_not_counted_and_beam_rows_take_the_best():
     beam = {"tokens": np.array([[b"Q", b"b"], [b"a", b"b"]]),
             "token_ids": np.array([[UNK, 6], [UNK, UNK]]), "length": np.array([2, 2])}
     assert copied_words([greedy, beam], ["a", "b q"]) == {
-        "copied": 2, "copied_kept": 1, "outputs_with_copies": 2, "examples": ["Z", "Q"]}
+        "copied": 2, "copied_kept": 1, "outputs_with_copies": 2, "examples": ["Z", "Q"],
+        "left_out": 0}
 
 
 def test_results_and_references_must_pair_up():

@@ -250,6 +250,7 @@ def test_export_runs_without_the_package(trained, tmp_path):
                                cwd=tmp_path)
     check_metadata_matches_signatures(out)
     assert out["metadata"]["task"] == "translation"
+    assert out["metadata"]["unknown_words"] == config.unknown_words == "copy_names"
     greedy, beam = out["signatures"]["serving_default"], out["signatures"]["beam_search"]
     n = min(config.num_hypotheses, config.beam_width)
 

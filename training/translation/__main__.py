@@ -35,7 +35,8 @@ def print_report(report):
         print(f"          {scores['looping_outputs']} of {report['test_pairs']} outputs "
               f"repeat a word pair 3 times or more; {copies['copied']} words copied "
               f"from the source ({copies['copied_kept']} kept by the reference)"
-              + (f": {shown}" if shown else ""))
+              + (f": {shown}" if shown else "")
+              + (f"; {copies['left_out']} unknown words left out" if copies["left_out"] else ""))
     reports.print_run_summary(report, hypotheses="test.hypotheses.*.txt")
 
 

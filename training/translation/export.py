@@ -9,11 +9,13 @@ Defined answers: an empty (or all-space) input translates to "" with no
 tokens and score 0; inputs longer than `max_source_tokens` words are cut
 there; invalid UTF-8 bytes become U+FFFD before tokenization. Each output
 stops at `min(max_target_tokens, 2 * source words + 10)` words, a limit of
-its own row. Unknown output words are replaced by the source word they
-attend to most (Luong et al. 2015), as written there; with a `Recaser`
-the other words take the case they have in the training targets, and a
-sentence starts with a capital. Only stock TensorFlow ops, so TensorFlow
-Serving can run it.
+its own row. Where the model writes `[UNK]`, the export writes the source
+word it attends to most, as written there (Luong et al. 2015): if that
+word is a name (`unknown_words="copy_names"`, the default; otherwise
+nothing is written there), always (`"copy"`) or never (`"omit"`). With a
+`Recaser` the other words take the case they have in the training
+targets, and a sentence starts with a capital. Only stock TensorFlow ops,
+so TensorFlow Serving can run it.
 """
 
 import tensorflow as tf
@@ -21,6 +23,11 @@ import tensorflow as tf
 from training.core.decoding_options import DecodingOptions
 from training.core.export import SequenceExporter
 from training.core.text import UNK_ID, tokenize
+from training.translation.config import UNKNOWN_WORDS
+
+# A source word written capitalized is taken for a name unless it opens the
+# sentence or follows one of these (a quote, a clause: "said, “Let ...").
+_OPENERS = r"[\"“‘'(:;.?!]"
 
 
 class Translator(SequenceExporter):
@@ -33,6 +40,8 @@ class Translator(SequenceExporter):
         decoding: `DecodingOptions` of both signatures.
         recaser: Optional `Recaser`: output words in the case a reader
             expects (unknown words copied from the source keep its case).
+        unknown_words: Where the model writes `[UNK]`: `"copy_names"`,
+            `"copy"` or `"omit"` (see the module docstring).
 
     Example (`translator.save("export", "translator", 1)` writes it):
 
@@ -49,8 +58,12 @@ class Translator(SequenceExporter):
     axis_lengths = {"source_token": "source_length"}
 
     def __init__(self, model, source_vocabulary, target_vocabulary, max_target_tokens,
-                 decoding=DecodingOptions(), recaser=None):
+                 decoding=DecodingOptions(), recaser=None, unknown_words="copy_names"):
+        if unknown_words not in UNKNOWN_WORDS:
+            raise ValueError(f"unknown_words must be one of {UNKNOWN_WORDS}, received "
+                             f"{unknown_words!r}")
         self.source_vocabulary = source_vocabulary
+        self.unknown_words = unknown_words
         super().__init__(model, target_vocabulary, max_target_tokens, decoding,
                          name="translator", recaser=recaser)
 
@@ -74,11 +87,20 @@ class Translator(SequenceExporter):
                                                "source_length": source_lengths}
 
     def replace_words(self, words, ids, attention, rows):
-        aligned = tf.gather(rows["source_words"],
-                            tf.argmax(attention, axis=-1, output_type=tf.int32),
-                            batch_dims=1)  # --> [R, T] most-attended source word
-        return tf.where(tf.logical_and(ids == UNK_ID, aligned != ""), aligned, words)
+        unknown = ids == UNK_ID  # --> [R, T]
+        if self.unknown_words == "omit":
+            return tf.where(unknown, "", words)
+        source_words = rows["source_words"]  # [R, S]
+        position = tf.argmax(attention, axis=-1, output_type=tf.int32)  # --> [R, T]
+        aligned = tf.gather(source_words, position, batch_dims=1)  # most-attended word
+        copy = aligned != ""
+        if self.unknown_words == "copy_names":
+            before = tf.gather(source_words, tf.maximum(position - 1, 0), batch_dims=1)
+            copy &= (position > 0) & tf.strings.regex_full_match(aligned, r"\p{Lu}.+")
+            copy &= ~tf.strings.regex_full_match(before, _OPENERS)
+        return tf.where(unknown, tf.where(copy, aligned, ""), words)
 
     def metadata_extras(self):
         return {"source_vocabulary_size": self.source_vocabulary.size,
-                "max_input_tokens": self.source_vocabulary.max_tokens}
+                "max_input_tokens": self.source_vocabulary.max_tokens,
+                "unknown_words": self.unknown_words}

@@ -10,9 +10,10 @@ Example:
 
     >>> looping_outputs(["de la tierra de la tierra de la", "y dijo"])
     1
-    >>> copied_words([{"token_ids": np.array([5, 1, 7]), "tokens": np.array([b"el", b"Moses", b"."]),
-    ...                "length": np.array(3)}], ["Moisés dijo ."])
-    {'copied': 1, 'copied_kept': 0, 'outputs_with_copies': 1, 'examples': ['Moses']}
+    >>> copied_words([{"token_ids": np.array([5, 1, 1, 7]),
+    ...                "tokens": np.array([b"el", b"Moses", b"", b"."]), "length": np.array(4)}],
+    ...              ["Moisés dijo ."])
+    {'copied': 1, 'copied_kept': 0, 'outputs_with_copies': 1, 'examples': ['Moses'], 'left_out': 1}
 """
 
 import collections
@@ -45,7 +46,7 @@ def looping_outputs(texts, times=3):
 def copied_words(results, references, examples=10):
     """Output words the translator copied from its source: the words written
     where the model chose `[UNK]` (the export writes the most attended
-    source word there).
+    source word there, or nothing: `unknown_words`).
 
     Args:
         results: One dict of numpy values per sentence, as
@@ -56,14 +57,15 @@ def copied_words(results, references, examples=10):
         examples: How many copied words (the first, in order) to return.
 
     Returns:
-        `{"copied", "copied_kept", "outputs_with_copies", "examples"}`: the
-        copied words; those the reference writes too (names, numbers,
-        which a reader wants kept); the sentences with at least one copy;
-        the first `examples` copied words as written.
+        `{"copied", "copied_kept", "outputs_with_copies", "examples",
+        "left_out"}`: the copied words; those the reference writes too
+        (names, numbers, which a reader wants kept); the sentences with at
+        least one copy; the first `examples` copied words as written; the
+        `[UNK]` the export wrote as nothing.
     """
     if len(results) != len(references):
         raise ValueError(f"{len(results)} results but {len(references)} references")
-    copied = kept = outputs = 0
+    copied = kept = outputs = left_out = 0
     shown = []
     for result, reference in zip(results, references):
         ids, tokens, length = (np.asarray(result[key]) for key in ("token_ids", "tokens", "length"))
@@ -72,9 +74,11 @@ def copied_words(results, references, examples=10):
         reference_words = set(words(reference))
         row = [token.decode("utf-8") for token, token_id in
                zip(tokens[: int(length)], ids[: int(length)]) if token_id == UNK_ID]
+        left_out += row.count("")
+        row = [word for word in row if word]
         copied += len(row)
         kept += sum(bool(words(word)) and set(words(word)) <= reference_words for word in row)
         outputs += bool(row)
         shown += row[: max(examples - len(shown), 0)]
     return {"copied": copied, "copied_kept": kept, "outputs_with_copies": outputs,
-            "examples": shown}
+            "examples": shown, "left_out": left_out}

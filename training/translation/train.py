@@ -168,7 +168,7 @@ def make_translator(config, model, corpus, source_vocabulary, target_vocabulary)
     recaser = Recaser.from_texts([target for _, target in corpus.train]) if config.recase \
         else None
     return Translator(model, source_vocabulary, target_vocabulary, config.max_target_tokens,
-                      DecodingOptions.from_config(config), recaser)
+                      DecodingOptions.from_config(config), recaser, config.unknown_words)
 
 
 def export_workdir(config, workdir, log=print):
