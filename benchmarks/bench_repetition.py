@@ -1,7 +1,7 @@
 """What the translator's output options do, on a trained workdir (no
 retraining: the same weights exported with each setting): the n-gram
 repetition guard (how often outputs loop), the recaser (cased BLEU) and
-what writing `[UNK]` costs.
+what is written for `[UNK]`.
 
     python -m benchmarks.bench_repetition --workdir runs/translation-main-en-es
 
@@ -14,9 +14,11 @@ at their length limit (2 x source words + 10) instead of ending, the
 outputs that write a word pair 3 times or more and the words copied from
 the source for `[UNK]` (`training.translation.output_checks`).
 
-`--ban-unknown` adds the `--recase-size` rows once more with `[UNK]`'s
-output bias at -1e9: the model never writes it, so nothing is copied and
-its next-best word stands there instead.
+`--unknown-words` lists the `unknown_words` settings of the
+`--recase-size` rows (one pair of rows each; the other rows take the
+first). `--ban-unknown` adds those rows once more with `[UNK]`'s output
+bias at -1e9: the model never writes it, so nothing is copied and its
+next-best word stands there instead.
 """
 
 import argparse
@@ -52,9 +54,17 @@ def main(argv=None):
     parser.add_argument("--sizes", default="0,4,3,2")
     parser.add_argument("--recase-size", type=int, default=4,
                         help="the guard size of the rows with the recaser on (-1: none)")
+    parser.add_argument("--unknown-words", default="copy_names",
+                        help="comma-separated unknown_words settings of the recaser rows")
     parser.add_argument("--ban-unknown", action="store_true",
                         help="also the recaser rows with [UNK] never written")
     args = parser.parse_args(argv)
+    from training.translation.config import UNKNOWN_WORDS
+
+    unknown_modes = args.unknown_words.split(",")
+    for mode in unknown_modes:
+        if mode not in UNKNOWN_WORDS:
+            parser.error(f"--unknown-words: {mode!r} is not one of {', '.join(UNKNOWN_WORDS)}")
 
     import keras
 
@@ -78,23 +88,23 @@ def main(argv=None):
     sources, references = [s for s, _ in test], [t for _, t in test]
     rows = [["references", "", "", "", "", "",
              *(f"{v:.1f}" for v in loop_rates(references).values()), "",
-             str(looping_outputs(references)), ""]]
-    settings = [(int(s), False, False) for s in args.sizes.split(",")]
+             str(looping_outputs(references)), "", ""]]
+    settings = [(int(s), False, False, unknown_modes[0]) for s in args.sizes.split(",")]
     if args.recase_size >= 0:
-        settings.append((args.recase_size, True, False))
+        settings += [(args.recase_size, True, False, mode) for mode in unknown_modes]
         if args.ban_unknown:
-            settings.append((args.recase_size, True, True))
+            settings.append((args.recase_size, True, True, unknown_modes[0]))
         recaser = Recaser.from_texts([target for _, target in corpus.train])
     bias = model.output_projection.bias
     trained_bias = bias.numpy()
-    for size, recase, ban in settings:
+    for size, recase, ban, unknown_words in settings:
         bias.assign(np.where(np.arange(len(trained_bias)) == UNK_ID, -1e9, trained_bias)
                     if ban else trained_bias)
         translator = Translator(model, source_vocabulary, target_vocabulary,
                                 config.max_target_tokens,
                                 dataclasses.replace(DecodingOptions.from_config(config),
                                                     no_repeat_ngram_size=size),
-                                recaser if recase else None)
+                                recaser if recase else None, unknown_words)
         for name, signature in (("greedy", translator.greedy),
                                 (f"beam{config.beam_width}", translator.beam)):
             results = core_evaluation.run_in_batches(signature, sources, config.eval_batch_size,
@@ -108,17 +118,19 @@ def main(argv=None):
             rates = loop_rates(texts, lengths, limits)
             copies = copied_words(results, references)
             rows.append([str(size or "off"), "on" if recase else "off",
-                         "never" if ban else "copied", name,
+                         "never written" if ban else unknown_words, name,
                          f"{scores['bleu']:.2f}",
                          f"{scores['bleu_cased']:.2f}",
                          *(f"{v:.1f}" for v in rates.values()),
                          str(looping_outputs(texts)),
-                         f"{copies['copied']} ({copies['copied_kept']})"])
+                         f"{copies['copied']} ({copies['copied_kept']})",
+                         str(copies["left_out"])])
             print(rows[-1], flush=True)
     print()
     print(markdown_table(["no_repeat_ngram_size", "recaser", "[UNK]", "signature", "BLEU",
                           "BLEU cased", "repeat 3-gram %", "repeat 4-gram %",
-                          "at length limit %", "a pair 3 times", "copied (kept)"], rows))
+                          "at length limit %", "a pair 3 times", "copied (kept)", "left out"],
+                         rows))
 
 
 if __name__ == "__main__":
