@@ -67,3 +67,36 @@ def test_a_sentence_start_passes_over_left_out_words():
                          ["a", "", "b", "", "", "", "", ""]])
     assert decode(recaser.capitalize_sentence_starts(words)) == [
         ["", "Y", "dijo", ".", "", "", "Luz", "x"], ["A", "", "b", "", "", "", "", ""]]
+
+
+# "santo" is lowercase alone (3 of 5 times away from starts) but "Santo"
+# after "espíritu" (twice); "no" is "No" after ":" (twice), "no" elsewhere.
+CONTEXT_TEXTS = [
+    "El Espíritu Santo vino, y el monte santo tembló.",
+    "Y dijo: No temas. Y el Espíritu Santo habló: No.",
+    "Pues no, no y santo es el lugar santo.",
+]
+
+
+def test_forms_after_a_word_where_they_differ_from_the_words_own():
+    recaser = Recaser.from_texts(CONTEXT_TEXTS, min_context_count=2)
+    assert "santo" not in recaser.cased_forms and "no" not in recaser.cased_forms
+    assert recaser.cased_forms["espíritu"] == "Espíritu"
+    assert recaser.context_forms == {("espíritu", "santo"): "Santo", (":", "no"): "No"}
+    # Seen once only after its word: below min_context_count, no entry.
+    assert Recaser.from_texts(CONTEXT_TEXTS, min_context_count=3).context_forms == {}
+    words = tf.constant([["el", "espíritu", "santo", "dijo", ":", "no", ",", "no", "santo"],
+                         ["el", "monte", "", "santo", ":", "", "no", "", ""]])
+    expected = [["El", "Espíritu", "Santo", "dijo", ":", "No", ",", "no", "santo"],
+                ["El", "monte", "", "santo", ":", "", "No", "", ""]]
+    assert decode(recaser(words)) == expected
+    assert decode(tf.function(recaser.__call__)(words)) == expected
+
+
+def test_an_opening_question_mark_passes_the_sentence_start_on():
+    """"¿Qué" opens a sentence: the capital goes to the word after "¿",
+    which the counts also take for a sentence start."""
+    recaser = Recaser.from_texts(["¿Qué dijo? Dijo: ¿qué es?", "¡Oh vosotros! ¿Qué?"])
+    assert "qué" not in recaser.cased_forms and "oh" not in recaser.cased_forms
+    words = tf.constant([["¿", "qué", "es", "?", "¡", "oh", "!", "", "¿", "qué"]])
+    assert decode(recaser(words)) == [["¿", "Qué", "es", "?", "¡", "Oh", "!", "", "¿", "Qué"]]
