@@ -5,10 +5,14 @@ import os
 import numpy as np
 
 from keras_attention.plots import attention_text_view, plot_attention
+from training.core.text import UNK
 
 
 def draw_examples(results, sources, directory, count, prefix="attention"):
-    """PNG heat maps and terminal views for the first `count` greedy results.
+    """PNG heat maps and terminal views for the first `count` greedy results
+    (one dict of numpy values each: `tokens [T]`, `length []`, `attention
+    [T, S]`, `source_tokens [S]`); an output word the export left out is
+    labelled `[UNK]`.
 
     Returns `(png_paths, text_views)`.
     """
@@ -18,7 +22,8 @@ def draw_examples(results, sources, directory, count, prefix="attention"):
         result = results[index]
         length = int(result["length"])
         source_words = [w.decode("utf-8") for w in result["source_tokens"] if w]
-        output_words = [w.decode("utf-8") for w in result["tokens"][:length]]
+        # A word the export left out ("") is where the model wrote [UNK].
+        output_words = [w.decode("utf-8") or UNK for w in result["tokens"][:length]]
         if not source_words or not output_words:
             continue
         weights = np.asarray(result["attention"])[: len(output_words), : len(source_words)]
