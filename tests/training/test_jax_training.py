@@ -66,7 +66,7 @@ def test_a_killed_peer_stops_the_other_process(tmp_path):
     processes = start_cluster(
         [tmp_path / "run", tmp_path / "run"],
         translation_command("steps_per_epoch=400", "epochs=1", "checkpoint_steps=400"),
-        heartbeat=10)
+        heartbeat=5)
     seen = []
     try:
         for line in processes[0].stdout:  # until process 0 has joined and read its data
@@ -76,7 +76,8 @@ def test_a_killed_peer_stops_the_other_process(tmp_path):
         assert processes[0].poll() is None, "".join(seen)[-3000:]
         processes[1].send_signal(signal.SIGKILL)
         killed = time.monotonic()
-        # Heartbeat 10 s: process 0 must end long before this timeout.
+        # Heartbeat 5 s: process 0 must end long before this timeout. (A
+        # heartbeat missed under load also ends it with an error.)
         rest, _ = processes[0].communicate(timeout=180)
         waited = time.monotonic() - killed
     finally:
