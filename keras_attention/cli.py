@@ -286,8 +286,17 @@ def _positive_int(text):
     return value
 
 
+def console_main():
+    """The `keras-attention` console script: `main` as a process of its own,
+    whose TensorFlow loads without Keras (`tensorflow_alone`)."""
+    from keras_attention import tensorflow_alone
+
+    tensorflow_alone.prepare()
+    return main()
+
+
 def main(argv=None):
-    """The `keras-attention` entry point; returns the exit status.
+    """The `keras-attention` command on `argv`; returns the exit status.
 
     Example:
 

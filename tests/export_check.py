@@ -1,5 +1,6 @@
 """Runs an exported SavedModel in a fresh Python process that cannot import
-this project (TensorFlow alone, as TF Serving would), for every task's tests.
+this project and loads no Keras (TensorFlow alone, as TF Serving would), for
+every task's tests.
 
 `run_in_fresh_process(version_dir, inputs)` calls every signature whose
 inputs are all given and returns its outputs as JSON values (strings
@@ -81,8 +82,11 @@ SCRIPT = IMPORT_BLOCKER + textwrap.dedent(r"""
             "outputs": {name: spec_json(spec)
                         for name, spec in function.structured_outputs.items()},
         }
+    # Nor Keras: TensorFlow's import skips it (TF_USE_LEGACY_KERAS, as the
+    # package's commands and server run), and loading the export needs none.
     result["blocked_modules"] = sorted(m for m in sys.modules
-                                       if m.split(".")[0] in ("keras_attention", "training"))
+                                       if m.split(".")[0] in ("keras_attention", "training",
+                                                              "keras"))
     print("RESULT " + json.dumps(result))
 """)
 
@@ -92,7 +96,8 @@ def run_in_fresh_process(version_dir, inputs, cwd, timeout=240):
     `{input_name: {"values": nested list, "dtype": "uint8"}}`. Each signature
     is called with the inputs it takes, so one request can hold the inputs
     of several signatures (video: `frames`, `lengths`, `video_bytes` ...)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="",
+               TF_USE_LEGACY_KERAS="1")
     request = json.dumps(inputs)
     if len(request) > 100_000:  # past what one command-line argument may hold
         path = os.path.join(str(cwd), "request.json")

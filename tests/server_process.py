@@ -42,13 +42,14 @@ class Client:
 
 
 @contextlib.contextmanager
-def running_server(*args, startup_seconds=180, log_path=None, log_level="warning"):
+def running_server(*args, startup_seconds=180, log_path=None, log_level="warning",
+                   environment=None):
     """Runs `python -m keras_attention.serving *args --rest_api_port P`
     until the block ends (SIGTERM, then SIGKILL after 30 s); yields
     `(client, process)` once the metrics endpoint answers. Its stdout and
-    stderr go to `log_path` when given."""
+    stderr go to `log_path` when given; `environment` adds variables."""
     port = free_port()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO_ROOT)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO_ROOT, **(environment or {}))
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "keras_attention.serving", *args, "--rest_api_port", str(port),
@@ -78,3 +79,12 @@ def running_server(*args, startup_seconds=180, log_path=None, log_level="warning
                 process.wait()
         if log_path:
             log.close()
+
+
+def imported_packages(stderr):
+    """The top-level packages a process imported modules of, from what it
+    printed to stderr under `PYTHONPROFILEIMPORTTIME=1` (lines `import time:
+    self | cumulative | name`; a package imported on the way to its
+    submodule may have no line of its own)."""
+    return {line.split("|")[-1].strip().split(".")[0] for line in stderr.splitlines()
+            if line.startswith("import time:") and line.count("|") == 2}

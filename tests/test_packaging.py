@@ -127,7 +127,7 @@ def test_wheel_metadata(wheel_files):
     assert metadata["Description-Content-Type"] == "text/markdown"
     assert wheel_files[f"{dist_info}/licenses/LICENSE"] == (REPO / "LICENSE").read_bytes()
     entry_points = wheel_files[f"{dist_info}/entry_points.txt"].decode("utf-8")
-    assert f"{CONSOLE_SCRIPT} = keras_attention.cli:main" in entry_points
+    assert f"{CONSOLE_SCRIPT} = keras_attention.cli:console_main" in entry_points
 
 
 def test_wheel_holds_the_packages_and_nothing_else(built, wheel_files):

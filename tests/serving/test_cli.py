@@ -17,6 +17,7 @@ import types
 import numpy as np
 import pytest
 
+from server_process import imported_packages
 from serving_exports import gif_bytes, png_bytes
 from keras_attention import cli
 from keras_attention.serving import exported_model, server
@@ -596,7 +597,11 @@ def test_console_script_translates_stdin(translator_dir, tmp_path):
     with open(source, "rb") as stdin:
         result = subprocess.run([script, "translate", "--model", translator_dir], stdin=stdin,
                                 capture_output=True, timeout=300,
-                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+                                     "PYTHONPROFILEIMPORTTIME": "1"})
 
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert output_lines(result.stdout.decode()) == expected
+    # TensorFlow alone: the Keras it would import behind it never loads.
+    packages = imported_packages(result.stderr.decode())
+    assert "tensorflow" in packages and "keras" not in packages

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 
-from server_process import running_server
+from server_process import imported_packages, running_server
 from serving_exports import png_bytes
 
 pytestmark = pytest.mark.slow
@@ -99,9 +99,25 @@ model_config_list {{
   config {{ name: "captioner" base_path: "{captioner_dir}" }}
 }}""")
     log_path = str(folder / "access.log")
+    # Its stderr lists every module it imports (test_tensorflow_runs_without_keras).
     with running_server("--model_config_file", str(config), "--max_request_bytes", "200000",
-                        "--max_request_rows", "64", "--access_log", log_path) as (client, _):
+                        "--max_request_rows", "64", "--access_log", log_path,
+                        log_path=str(folder / "server.log"),
+                        environment={"PYTHONPROFILEIMPORTTIME": "1"}) as (client, _):
         yield client, log_path
+
+
+def test_tensorflow_runs_without_keras(server):
+    """The server imports TensorFlow without the Keras it would load behind
+    it (`keras_attention.tensorflow_alone`), and serves the exports."""
+    client, access_log = server
+    status, _ = client.post("/v1/models/translator:predict", {"instances": ["the red dog"]})
+    assert status == 200
+    with open(os.path.join(os.path.dirname(access_log), "server.log"), encoding="utf-8",
+              errors="replace") as log:
+        packages = imported_packages(log.read())
+    assert {"tensorflow", "uvicorn", "keras_attention"} <= packages
+    assert "keras" not in packages
 
 
 # ---------------------------------------------------------------- status, metadata
